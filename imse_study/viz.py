@@ -28,22 +28,24 @@ def phantom_montage(sets: dict[str, "object"], label_names: dict[str, int], item
     rows = []
     for title, data in sets.items():
         if data.dim == 2:
-            rows.append((title, {m: v[item] for m, v in data.images.items()}, data.labels[item]))
+            rows.append((title, {m: v[item] for m, v in data.images.items()}, data.labels[item], 1.0))
         else:
             mid = data.labels.shape[2] // 2
             coronal = lambda a: a[item][:, mid][::-1]  # noqa: E731  (z ascending -> superior on top)
-            rows.append((f"{title} coronal", {m: coronal(v) for m, v in data.images.items()}, coronal(data.labels)))
+            aspect = data.spacing[0] / data.spacing[2]  # z spacing against in-plane spacing
+            rows.append((f"{title} coronal", {m: coronal(v) for m, v in data.images.items()}, coronal(data.labels), aspect))
             depth = data.labels.shape[1] // 2
-            rows.append((f"{title} axial", {m: v[item][depth] for m, v in data.images.items()}, data.labels[item][depth]))
+            rows.append((f"{title} axial", {m: v[item][depth] for m, v in data.images.items()}, data.labels[item][depth], 1.0))
     columns = list(rows[0][1]) + ["labels"]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns) + 1.2, 2.6 * len(rows)), squeeze=False)
-    for r, (title, images, labels) in enumerate(rows):
+    for r, (title, images, labels, aspect) in enumerate(rows):
         for c, name in enumerate(columns):
             ax = axes[r, c]
             if name == "labels":
-                ax.imshow(labels, cmap=LABEL_CMAP, vmin=-0.5, vmax=len(LABEL_COLOURS) - 0.5, interpolation="nearest")
+                ax.imshow(labels, cmap=LABEL_CMAP, vmin=-0.5, vmax=len(LABEL_COLOURS) - 0.5, interpolation="nearest",
+                          aspect=aspect)
             else:
-                ax.imshow(images[name], cmap="gray", vmin=-1, vmax=1)
+                ax.imshow(images[name], cmap="gray", vmin=-1, vmax=1, aspect=aspect)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(name.upper() if name != "labels" else "labels")
