@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from imse_study.config import PROFILE_NAMES
 
 
@@ -28,6 +30,75 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_evaluator(args: argparse.Namespace) -> int:
+    import torch
+
+    from imse_study.evaluator.train import train_evaluator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = train_evaluator(
+        args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
+        n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
+    )
+    if result.history:
+        last = result.history[-1]
+        summary = ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k.startswith(("val_", "auc")))
+        print(f"trained {result.steps} steps in {last['seconds']:.0f} s; {summary}")
+    print(f"evaluator: {result.checkpoint}")
+    return 0
+
+
+def _load_pair(args: argparse.Namespace, second: str):
+    """Load the reference and the other image, scaled to [-1, 1], and the evaluator."""
+    from imse_study.data.io import load_nifti
+    from imse_study.evaluator.apply import to_unit_range
+    from imse_study.evaluator.pretrained import load_any
+
+    model, meta = load_any(args.evaluator)
+    reference, affine, _ = load_nifti(args.reference)
+    other, other_affine, _ = load_nifti(getattr(args, second))
+    if reference.shape != other.shape:
+        raise ValueError(f"{args.reference} {reference.shape} and {getattr(args, second)} {other.shape} differ in "
+                         "shape; resample one onto the other's grid first")
+    if not np.allclose(affine, other_affine, atol=1e-3):
+        print("warning: the two images have different affines; they are compared voxel by voxel", file=sys.stderr)
+    reference = to_unit_range(reference, meta.modality)
+    other = to_unit_range(other, args.other_modality)
+    return model, meta, reference, other, affine
+
+
+def _cmd_error_map(args: argparse.Namespace) -> int:
+    from imse_study.data.io import save_nifti
+    from imse_study.evaluator.apply import error_map_array
+
+    model, meta, reference, other, affine = _load_pair(args, "other")
+    error = error_map_array(model, reference, other, meta.dim)
+    save_nifti(args.output, error, affine)
+    print(f"mean |E| {np.abs(error).mean():.4f}; error map written to {args.output}")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from imse_study.data.io import save_nifti
+    from imse_study.evaluator.apply import translate_array
+
+    model, meta, reference, source, affine = _load_pair(args, "source")
+    save_nifti(args.output, translate_array(model, reference, source, meta.dim), affine)
+    print(f"{args.source} translated into the {meta.modality} contrast of {args.reference}: {args.output}")
+    return 0
+
+
+def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str) -> None:
+    p.add_argument("reference", type=Path, help="NIfTI image in the modality the evaluator was trained on")
+    p.add_argument(second, type=Path, help=help_second)
+    p.add_argument("--evaluator", required=True,
+                   help="a shipped evaluator by name (e.g. phantom-t1-2d) or a checkpoint file (.pt)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output NIfTI file")
+    p.add_argument("--other-modality", default="mr", choices=("mr", "ct"),
+                   help="how to scale the second image to [-1, 1] if it is not already (default mr)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imse-study",
@@ -42,6 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--montage", type=Path, help="also save a PNG montage of every modality and the labels")
     p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("train-evaluator", help="train an IMSE evaluator on one modality (Eq. 5)")
+    p.add_argument("--dataset", default="phantom", help="phantom (bundled) or a manifest name")
+    p.add_argument("--root", help="data folder of a manifest data set")
+    p.add_argument("--modality", default="t1", help="the one modality to train on (t1, t2, pd, ct, ...)")
+    p.add_argument("--dim", type=int, choices=(2, 3), default=2)
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    p.add_argument("--noise", choices=("shuffle_remap", "bezier", "none"), default="shuffle_remap")
+    p.add_argument("--n-range", type=int, nargs=2, default=(2, 50), metavar=("MIN", "MAX"),
+                   help="Shuffle Remap control points N drawn from [MIN, MAX] (default 2 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
+                   "other work shares the cores)")
+    p.set_defaults(func=_cmd_train_evaluator)
+
+    p = sub.add_parser("error-map", help="pixel-wise spatial error E(reference, other) as NIfTI")
+    _evaluator_inputs(p, "other", "NIfTI image of any modality, on the reference's grid")
+    p.set_defaults(func=_cmd_error_map)
+
+    p = sub.add_parser("translate", help="translate SOURCE into the reference's contrast: ref - E(ref, source)")
+    _evaluator_inputs(p, "source", "NIfTI image to translate, on the reference's grid")
+    p.set_defaults(func=_cmd_translate)
     return parser
 
 

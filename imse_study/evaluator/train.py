@@ -1,0 +1,324 @@
+"""Training the evaluator (Eq. 5) on images of ONE modality.
+
+For a batch of images x of the training modality: x1 = T1(x) and x2 = T2(x) with independent random
+affine + elastic transforms (:mod:`imse_study.augment.spatial`); the evaluator sees
+``(x2, noise(x1))`` and learns ``x2 - x1`` under an L1 loss (Adam, lr 1e-4). ``noise`` is Shuffle
+Remap (IMSE(SR)), the Bezier histogram shift (the IMSE(BC) baseline) or nothing.
+
+Every step draws its randomness from a generator seeded by (seed, rank, step), so a run resumed
+from its last checkpoint continues exactly as if it had not stopped. Each epoch validates on
+held-out subjects: the L1 loss of Eq. 5 and a multi-modal ranking check (mean |E| of aligned pairs
+in other modalities against the same pairs misaligned: ROC AUC). Under ``torchrun`` the model is
+wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); ``batch_size`` is per process.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from imse_study.augment import bezier_shift, random_spatial_displacement, shuffle_remap
+from imse_study.config import get_profile
+from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
+from imse_study.evaluator.imse import foreground_mask
+from imse_study.evaluator.model import Evaluator
+from imse_study.warp import warp
+
+NOISES = ("shuffle_remap", "bezier", "none")
+MR_MODALITIES = ("t1", "t2", "pd")
+_VALIDATION_SEED = 987_654
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    checkpoint: Path  # the final evaluator (weights + metadata)
+    model: nn.Module
+    steps: int
+    history: list[dict]
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+def ranking_modalities(modality: str, available: tuple[str, ...]) -> list[str]:
+    """The other modalities the ranking check uses: MR-trained -> the other MR, CT-trained -> MR."""
+    if modality == "ct":
+        return [m for m in ("t1", "t2") if m in available]
+    return [m for m in available if m != modality and m in MR_MODALITIES]
+
+
+def load_images(
+    modalities: list[str], split: str, dim: int, profile: str, dataset: str = "phantom", root: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Aligned images (N, 1, *S) in [-1, 1] of each modality for one split."""
+    if dataset in ("phantom", "icbm152_phantom"):
+        from imse_study.data.phantom import load_phantom
+
+        data = load_phantom(split, dim, profile, tuple(modalities))
+        return {m: torch.from_numpy(v).unsqueeze(1) for m, v in data.images.items()}
+    from imse_study.data.datasets import load_dataset
+
+    first, *others = modalities
+    out: dict[str, torch.Tensor] = {}
+    for other in others or [first]:
+        pairs = load_dataset(dataset, root=root, split=split, dim=dim, pair=(first, other), profile=profile)
+        out.setdefault(first, torch.from_numpy(np.stack([p.moving for p in pairs])).unsqueeze(1))
+        out[other] = torch.from_numpy(np.stack([p.target for p in pairs])).unsqueeze(1)
+    return out
+
+
+def make_training_pair(
+    x: torch.Tensor, noise: str, n_range: tuple[int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5's input and label from a batch x (B, 1, *S): ``((x2, noise(x1)), x2 - x1)``."""
+    shape, batch = tuple(x.shape[2:]), x.shape[0]
+    x1 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
+    x2 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
+    if noise == "shuffle_remap":
+        noisy = shuffle_remap(x1.clamp(-1, 1), n_range=n_range, generator=generator)
+    elif noise == "bezier":
+        noisy = bezier_shift(x1.clamp(-1, 1), generator=generator)
+    else:
+        noisy = x1
+    return torch.cat([x2, noisy], 1), x2 - x1
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def ranking_auc(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, seed: int = _VALIDATION_SEED,
+                batch: int = 8) -> float:
+    """ROC AUC of mean |E| separating misaligned from aligned pairs (1 = perfect ranking).
+
+    ``reference`` and ``other`` are aligned images (N, 1, *S); the misaligned set is ``other``
+    under the paper's random spatial transforms (fixed seed). Mean |E| is taken over the union of
+    the two foreground masks.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(seed)
+    shape = tuple(reference.shape[2:])
+    moved = warp(other, random_spatial_displacement(shape, other.shape[0], generator=g))
+    aligned = mean_abs_error(model, reference, other, batch)
+    misaligned = mean_abs_error(model, reference, moved, batch)
+    scores = np.concatenate([aligned, misaligned])
+    truth = np.concatenate([np.zeros(len(aligned)), np.ones(len(misaligned))])
+    return float(roc_auc_score(truth, scores))
+
+
+@torch.no_grad()
+def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, batch: int = 8) -> np.ndarray:
+    """Mean |E(reference, other)| per pair inside the union of the foreground masks."""
+    out = []
+    for i in range(0, reference.shape[0], batch):
+        ref, oth = reference[i : i + batch], other[i : i + batch]
+        err = model(ref, oth).abs()
+        union = (foreground_mask(ref) | foreground_mask(oth)).float()
+        dims = tuple(range(1, err.dim()))
+        out.append(((err * union).sum(dims) / union.sum(dims).clamp_min(1)).numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: tuple[int, int], batch: int = 8) -> float:
+    """Eq. 5's L1 loss on held-out images with fixed transforms and noise."""
+    g = torch.Generator().manual_seed(_VALIDATION_SEED)
+    total, count = 0.0, 0
+    for i in range(0, images.shape[0], batch):
+        inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g)
+        total += float((model(inputs) - label).abs().mean()) * inputs.shape[0]
+        count += inputs.shape[0]
+    return total / max(count, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
+
+def train_evaluator(
+    out: str | Path,
+    modality: str = "t1",
+    dim: int = 2,
+    profile: str = "quick",
+    noise: str = "shuffle_remap",
+    n_range: tuple[int, int] = (2, 50),
+    seed: int = 0,
+    resume: bool = False,
+    dataset: str = "phantom",
+    root: str | None = None,
+    stop_after_epochs: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+) -> TrainResult:
+    """Train an evaluator into folder ``out`` (``last.pt`` each epoch, ``evaluator.pt`` at the end).
+
+    ``stop_after_epochs`` ends the run early (as an interruption would); ``resume=True`` continues
+    from ``out/last.pt``.
+    """
+    if noise not in NOISES:
+        raise ValueError(f"unknown noise {noise!r}: choose one of {', '.join(NOISES)}")
+    if not (1 <= n_range[0] <= n_range[1]):
+        raise ValueError(f"n_range must satisfy 1 <= min <= max, got {n_range}")
+    prof = get_profile(profile)
+    cfg = prof.evaluator(dim)
+    out = Path(out)
+    rank, world = _distributed()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+    train = load_images([modality], "train", dim, profile, dataset, root)[modality].to(dev)
+    if train.shape[0] == 0:
+        raise ValueError(f"no training images of modality {modality!r} in data set {dataset!r}")
+    steps_per_epoch = cfg.steps_per_epoch or max(1, train.shape[0] // (cfg.batch_size * world))
+    total_steps = steps_per_epoch * cfg.epochs
+
+    with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed, not global state
+        torch.manual_seed(seed)
+        model = Evaluator(dim, cfg.width, cfg.n_blocks).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    meta = EvaluatorMeta(
+        modality=modality, dim=dim, size=tuple(train.shape[2:]), width=cfg.width, n_blocks=cfg.n_blocks,
+        normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
+        else "mr: 0.5-99.5 percentiles -> [-1, 1]",
+        noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
+        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root),
+        extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
+    )
+    step, epoch, history, elapsed = 0, 0, [], 0.0
+    if resume:
+        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, meta)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    val = _validation_data(modality, dim, profile, dataset, root, cfg.val_items) if rank == 0 else None
+    out.mkdir(parents=True, exist_ok=True)
+    stop_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, epoch + stop_after_epochs)
+    bar = tqdm(total=total_steps, initial=step, desc=f"evaluator {modality} {dim}D", disable=not progress or rank != 0)
+    while epoch < stop_epoch:
+        model.train()
+        start, losses = time.perf_counter(), []
+        for _ in range(steps_per_epoch):
+            g = _step_generator(seed, rank, step)
+            index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
+            inputs, label = make_training_pair(train[index], noise, n_range, g)
+            loss = (model(inputs) - label).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(l1=f"{losses[-1]:.4f}")
+        epoch += 1
+        elapsed += time.perf_counter() - start
+        if rank == 0:
+            row = {"epoch": epoch, "step": step, "train_l1": float(np.mean(losses)), "seconds": round(elapsed, 1)}
+            row.update(_validate(_unwrap(model), val, noise, n_range))
+            history.append(row)
+            meta.steps, meta.epochs = step, epoch
+            meta.extra["train_seconds"] = round(elapsed, 1)
+            meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
+            state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
+                     "elapsed": elapsed}
+            save_checkpoint(out / "last.pt", _unwrap(model), meta, train_state=state)
+            _write_log(out / "log.csv", history)
+            bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        if world > 1:
+            dist.barrier()
+    bar.close()
+    final = out / "evaluator.pt"
+    if rank == 0 and epoch >= cfg.epochs:
+        save_checkpoint(final, _unwrap(model), meta)
+    return TrainResult(checkpoint=final, model=_unwrap(model), steps=step, history=history)
+
+
+def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root) -> str:
+    """The ``imse-study train-evaluator`` command line that reproduces a run."""
+    args = ["imse-study", "train-evaluator", "--dataset", dataset, "--modality", modality, "--dim", str(dim),
+            "--profile", profile, "--noise", noise, "--n-range", str(n_range[0]), str(n_range[1]),
+            "--seed", str(seed), "--out", str(out)]
+    if root:
+        args += ["--root", str(root)]
+    return shlex.join(args)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: EvaluatorMeta):
+    if not path.exists():
+        raise FileNotFoundError(f"cannot resume: no {path.name} in {path.parent} (start without --resume)")
+    payload = read_checkpoint(path)
+    saved = EvaluatorMeta.from_dict(payload["meta"])
+    for key in ("modality", "dim", "width", "n_blocks", "noise", "profile", "seed", "dataset"):
+        if getattr(saved, key) != getattr(meta, key):
+            raise ValueError(
+                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, this run asks for "
+                f"{getattr(meta, key)!r}. Use the same options, or a new --out folder."
+            )
+    if "train_state" not in payload:
+        raise ValueError(f"{path} holds no training state; it cannot be resumed")
+    model.load_state_dict(payload["state_dict"])
+    state = payload["train_state"]
+    optimizer.load_state_dict(state["optimizer"])
+    return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))
+
+
+def _validation_data(modality, dim, profile, dataset, root, limit):
+    from imse_study.data.phantom import MODALITIES
+
+    others = ranking_modalities(modality, MODALITIES if dataset in ("phantom", "icbm152_phantom") else ())
+    images = load_images([modality, *others], "val", dim, profile, dataset, root)
+    return {m: v[:limit] for m, v in images.items()}, modality, others
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, val, noise: str, n_range: tuple[int, int]) -> dict[str, float]:
+    images, modality, others = val
+    was_training = model.training
+    model.eval()
+    row = {"val_l1": validation_l1(model, images[modality], noise, n_range)}
+    aucs = {f"auc_{m}": ranking_auc(model, images[modality], images[m]) for m in others}
+    row.update(aucs)
+    if aucs:
+        row["auc_mean"] = float(np.mean(list(aucs.values())))
+    model.train(was_training)
+    return row
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
