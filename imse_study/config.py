@@ -46,6 +46,18 @@ class EvaluatorTraining:
 
 
 @dataclass(frozen=True)
+class RegistrationTraining:
+    """VoxelMorph training budget (Eq. 6 + 7). ``batch_size`` is per process under torchrun."""
+
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int | None
+    lr: float = 1e-4
+    integration_steps: int = 0  # 0: a displacement field; > 0: a diffeomorphic (scaling and squaring) field
+    val_items: int = 16
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything size- and budget-related for one profile name."""
 
@@ -53,12 +65,20 @@ class Profile:
     phantom: PhantomConfig
     evaluator2d: EvaluatorTraining = EvaluatorTraining(16, 6, 8, 15, 200)
     evaluator3d: EvaluatorTraining = EvaluatorTraining(8, 3, 2, 10, 100)
+    registration2d: RegistrationTraining = RegistrationTraining(8, 8, 100)
+    registration3d: RegistrationTraining = RegistrationTraining(2, 8, 50)
 
     def evaluator(self, dim: int) -> EvaluatorTraining:
         """Evaluator training settings for ``dim`` (2 or 3)."""
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, not {dim!r}")
         return self.evaluator2d if dim == 2 else self.evaluator3d
+
+    def registration(self, dim: int) -> RegistrationTraining:
+        """VoxelMorph training settings for ``dim`` (2 or 3)."""
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, not {dim!r}")
+        return self.registration2d if dim == 2 else self.registration3d
 
 
 _PROFILES = {
@@ -68,6 +88,8 @@ _PROFILES = {
                       subjects={"train": 4, "val": 2, "test": 2}, slices_per_subject=2),
         evaluator2d=EvaluatorTraining(4, 1, 2, 2, 3, lr=1e-3, val_items=4),
         evaluator3d=EvaluatorTraining(2, 1, 1, 2, 2, lr=1e-3, val_items=2),
+        registration2d=RegistrationTraining(2, 2, 3, lr=1e-3, val_items=4),
+        registration3d=RegistrationTraining(1, 2, 2, lr=1e-3, val_items=2),
     ),
     # quick: a usable evaluator on 2 CPU cores in about 15 minutes (width 16, 6 blocks, 0.49 M
     # parameters, 120x120 px, 3000 steps of batch 8).
@@ -78,6 +100,8 @@ _PROFILES = {
         PhantomConfig(size2d=(240, 240), size3d=(48, 128, 128), slices_per_subject=16),
         evaluator2d=EvaluatorTraining(64, 9, 8, 200, None),
         evaluator3d=EvaluatorTraining(32, 9, 1, 200, None),
+        registration2d=RegistrationTraining(8, 200, None),
+        registration3d=RegistrationTraining(1, 200, None),
     ),
 }
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 # One colour per phantom label value 0..6 (background transparent-black).
 LABEL_COLOURS = ["#000000", "#4fc3f7", "#9ccc65", "#fff59d", "#1e88e5", "#eeeeee", "#f48fb1"]
@@ -22,7 +21,7 @@ def _label_legend(ax: plt.Axes, names: dict[str, int]) -> None:
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
 
 
-def phantom_montage(sets: dict[str, "object"], label_names: dict[str, int], item: int = 0) -> plt.Figure:
+def phantom_montage(sets: dict[str, object], label_names: dict[str, int], item: int = 0) -> plt.Figure:
     """A grid: one row per phantom set (e.g. ``{"2D axial": set2d, "3D coronal": set3d}``), one
     column per modality, and the label map. 3D sets show the middle coronal and axial slices."""
     rows = []
@@ -31,7 +30,7 @@ def phantom_montage(sets: dict[str, "object"], label_names: dict[str, int], item
             rows.append((title, {m: v[item] for m, v in data.images.items()}, data.labels[item], 1.0))
         else:
             mid = data.labels.shape[2] // 2
-            coronal = lambda a: a[item][:, mid][::-1]  # noqa: E731  (z ascending -> superior on top)
+            coronal = lambda a: a[item][:, mid][::-1]
             aspect = data.spacing[0] / data.spacing[2]  # z spacing against in-plane spacing
             rows.append((f"{title} coronal", {m: coronal(v) for m, v in data.images.items()}, coronal(data.labels), aspect))
             depth = data.labels.shape[1] // 2

@@ -8,9 +8,6 @@ weights and metadata.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,15 +15,7 @@ from typing import Any
 import torch
 
 from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator
-
-
-def package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("imse-study")
-    except Exception:  # noqa: BLE001 - running from a source tree without metadata
-        return "unknown"
+from imse_study.training import atomic_torch_save, atomic_write_json, package_version, unwrap
 
 
 @dataclass
@@ -65,41 +54,16 @@ class EvaluatorMeta:
         return meta
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_json(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: str | Path, model: Evaluator, meta: EvaluatorMeta, train_state: dict | None = None) -> Path:
     """Write ``path`` (.pt) and ``path.with_suffix('.json')`` atomically."""
     path = Path(path)
-    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     payload = {"state_dict": state, "meta": asdict(meta)}
     if train_state is not None:
         payload["train_state"] = train_state
-    _atomic_torch_save(payload, path)
-    _atomic_json(asdict(meta), path.with_suffix(".json"))
+    atomic_torch_save(payload, path)
+    atomic_write_json(asdict(meta), path.with_suffix(".json"))
     return path
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

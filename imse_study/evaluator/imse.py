@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from imse_study.evaluator.model import OUTPUT_SCALE
+from imse_study.training import unwrap
 
 RANGE_TOLERANCE = 0.05  # values beyond [-1.05, 1.05] mean the images were not scaled to [-1, 1]
 
@@ -36,16 +37,12 @@ def check_pair(evaluator: torch.nn.Module, reference: torch.Tensor, other: torch
         raise ValueError(f"reference {tuple(reference.shape)} and other {tuple(other.shape)} differ in shape; "
                          "resample one onto the other's grid first")
     dim = reference.dim() - 2
-    model_dim = getattr(_unwrap(evaluator), "dim", dim)
+    model_dim = getattr(unwrap(evaluator), "dim", dim)
     if model_dim != dim:
         raise ValueError(f"this evaluator was trained in {model_dim}D and cannot be applied to {dim}D images")
     bad = [s for s in reference.shape[2:] if s % 4]
     if bad:
         raise ValueError(f"every spatial size must be divisible by 4 (two stride-2 levels), got {tuple(reference.shape[2:])}")
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 def error_map(evaluator: torch.nn.Module, reference: torch.Tensor, other: torch.Tensor, check: bool = True) -> torch.Tensor:

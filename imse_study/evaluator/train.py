@@ -14,8 +14,6 @@ wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); ``batch_size`` is
 
 from __future__ import annotations
 
-import csv
-import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -32,6 +30,9 @@ from imse_study.config import get_profile
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
+from imse_study.training import (
+    distributed, seeded_init, step_generator, training_device, unwrap, write_log_csv,
+)
 from imse_study.warp import warp
 
 NOISES = ("shuffle_remap", "bezier", "none")
@@ -149,18 +150,6 @@ def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: t
 # The loop
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); starts the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
-def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
-
-
 def train_evaluator(
     out: str | Path,
     modality: str = "t1",
@@ -188,10 +177,8 @@ def train_evaluator(
     prof = get_profile(profile)
     cfg = prof.evaluator(dim)
     out = Path(out)
-    rank, world = _distributed()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world = distributed()
+    dev = training_device(device, world)
 
     train = load_images([modality], "train", dim, profile, dataset, root)[modality].to(dev)
     if train.shape[0] == 0:
@@ -199,9 +186,7 @@ def train_evaluator(
     steps_per_epoch = cfg.steps_per_epoch or max(1, train.shape[0] // (cfg.batch_size * world))
     total_steps = steps_per_epoch * cfg.epochs
 
-    with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed, not global state
-        torch.manual_seed(seed)
-        model = Evaluator(dim, cfg.width, cfg.n_blocks).to(dev)
+    model = seeded_init(seed, lambda: Evaluator(dim, cfg.width, cfg.n_blocks)).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     meta = EvaluatorMeta(
         modality=modality, dim=dim, size=tuple(train.shape[2:]), width=cfg.width, n_blocks=cfg.n_blocks,
@@ -225,7 +210,7 @@ def train_evaluator(
         model.train()
         start, losses = time.perf_counter(), []
         for _ in range(steps_per_epoch):
-            g = _step_generator(seed, rank, step)
+            g = step_generator(seed, rank, step)
             index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
             inputs, label = make_training_pair(train[index], noise, n_range, g)
             loss = (model(inputs) - label).abs().mean()
@@ -240,23 +225,23 @@ def train_evaluator(
         elapsed += time.perf_counter() - start
         if rank == 0:
             row = {"epoch": epoch, "step": step, "train_l1": float(np.mean(losses)), "seconds": round(elapsed, 1)}
-            row.update(_validate(_unwrap(model), val, noise, n_range))
+            row.update(_validate(unwrap(model), val, noise, n_range))
             history.append(row)
             meta.steps, meta.epochs = step, epoch
             meta.extra["train_seconds"] = round(elapsed, 1)
             meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
             state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
                      "elapsed": elapsed}
-            save_checkpoint(out / "last.pt", _unwrap(model), meta, train_state=state)
-            _write_log(out / "log.csv", history)
+            save_checkpoint(out / "last.pt", unwrap(model), meta, train_state=state)
+            write_log_csv(out / "log.csv", history)
             bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
             dist.barrier()
     bar.close()
     final = out / "evaluator.pt"
     if rank == 0 and epoch >= cfg.epochs:
-        save_checkpoint(final, _unwrap(model), meta)
-    return TrainResult(checkpoint=final, model=_unwrap(model), steps=step, history=history)
+        save_checkpoint(final, unwrap(model), meta)
+    return TrainResult(checkpoint=final, model=unwrap(model), steps=step, history=history)
 
 
 def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root) -> str:
@@ -267,10 +252,6 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
     if root:
         args += ["--root", str(root)]
     return shlex.join(args)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: EvaluatorMeta):
@@ -313,12 +294,3 @@ def _validate(model: nn.Module, val, noise: str, n_range: tuple[int, int]) -> di
     model.train(was_training)
     return row
 
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)

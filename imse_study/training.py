@@ -1,0 +1,104 @@
+"""Pieces every training loop of the package shares: atomic files, per-step seeding, logs, DDP.
+
+Per-step seeding: each step draws its randomness from a generator seeded by (seed, rank, step), so
+a run resumed from its last checkpoint continues exactly as if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def package_version() -> str:
+    """The installed imse-study version ("unknown" in a bare source tree)."""
+    try:
+        from importlib.metadata import version
+
+        return version("imse-study")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "unknown"
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save through a temp file in the same folder and a rename: never a half-written file."""
+    return _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_json(obj: Any, path: str | Path) -> Path:
+    """JSON written atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+
+    return _atomic(Path(path), write)
+
+
+def write_log_csv(path: str | Path, history: list[dict]) -> Path:
+    """The whole training history as CSV, rewritten atomically each epoch."""
+    keys = list(dict.fromkeys(k for row in history for k in row))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    return _atomic(Path(path), write)
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """The random generator of one training step (see the module docstring)."""
+    state = np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def seeded_init(seed: int, build):
+    """Build a model with its initial weights drawn from ``seed``, leaving global RNG state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def training_device(device: str | None, world: int) -> torch.device:
+    """The device of this process: the given one, else its GPU under torchrun, else the CPU."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return dev
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return model.module if hasattr(model, "module") else model
