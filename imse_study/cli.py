@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "other work shares the cores)")
     p.set_defaults(func=_cmd_train_evaluator)
 
+    from imse_study.baselines.translator import add_translator_arguments, run_translator
+
+    p = sub.add_parser("train-translator", help="train a CycleGAN or RegGAN translator (the paper's baselines)")
+    add_translator_arguments(p)
+    p.set_defaults(func=run_translator)
+
     p = sub.add_parser("error-map", help="pixel-wise spatial error E(reference, other) as NIfTI")
     _evaluator_inputs(p, "other", "NIfTI image of any modality, on the reference's grid")
     p.set_defaults(func=_cmd_error_map)

@@ -24,7 +24,7 @@ Both kinds see every training image under the paper's random affine + elastic tr
 transforms of source and target are what make a pair misaligned. Learning rate: CycleGAN's
 schedule (constant for the first half of the epochs, then linearly towards zero) where the kind
 sets ``LR_DECAY`` (CycleGAN), constant otherwise (RegGAN's trainer). Run from a shell with
-``python -m imse_study.baselines.translator --kind reggan --source t2 --target t1 --out runs/reggan``.
+``imse-study train-translator --kind reggan --source t2 --target t1 --out runs/reggan``.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def _read(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(
             f"no translator checkpoint at {path}: train one with "
-            "`python -m imse_study.baselines.translator --kind reggan --source t2 --target t1 --out DIR`"
+            "`imse-study train-translator --kind reggan --source t2 --target t1 --out DIR`"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
@@ -477,7 +477,7 @@ def _weights(defaults: dict[str, float], given: dict[str, float] | None, kind: s
 
 def reproduce_command(kind, source, target, out, dim, profile, seed, weights, defaults, dataset, root) -> str:
     """The shell command that reproduces a run."""
-    args = ["python", "-m", "imse_study.baselines.translator", "--kind", kind, "--source", source, "--target",
+    args = ["imse-study", "train-translator", "--kind", kind, "--source", source, "--target",
             target, "--dim", str(dim), "--profile", profile, "--seed", str(seed), "--out", str(out)]
     args += [a for k, v in weights.items() if v != defaults[k] for a in ("--weight", f"{k}={v:g}")]
     if dataset != "phantom":
@@ -520,9 +520,8 @@ def _parse_weight(text: str) -> tuple[str, float]:
     return key.strip(), float(value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m imse_study.baselines.translator``: train a CycleGAN or RegGAN translator."""
-    parser = argparse.ArgumentParser(prog="python -m imse_study.baselines.translator", description=__doc__.split("\n")[0])
+def add_translator_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``imse-study train-translator``."""
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--source", required=True, help="modality translated from, e.g. t2")
     parser.add_argument("--target", required=True, help="modality translated into, e.g. t1")
@@ -536,12 +535,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def run_translator(args: argparse.Namespace) -> int:
+    """Train the translator that parsed ``args`` describe."""
     result = train_translator(args.kind, args.source, args.target, args.out, dim=args.dim, profile=args.profile,
                               seed=args.seed, resume=args.resume, progress=not args.no_progress,
                               weights=dict(args.weight), dataset=args.dataset, root=args.root)
     print(f"{result.checkpoint} ({result.steps} steps, {result.seconds:.0f} s)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m imse_study.baselines.translator`` (the same as ``imse-study train-translator``)."""
+    parser = argparse.ArgumentParser(prog="imse-study train-translator", description=__doc__.split("\n")[0])
+    add_translator_arguments(parser)
+    return run_translator(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
