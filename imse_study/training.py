@@ -102,3 +102,64 @@ def training_device(device: str | None, world: int) -> torch.device:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel wrapper (or the module itself)."""
     return model.module if hasattr(model, "module") else model
+
+
+def save_model_checkpoint(path: str | Path, state_dict: dict, meta: dict, train_state: dict | None = None,
+                          **extra: Any) -> Path:
+    """``path`` (.pt: state_dict, meta, optional training state) and ``path.json`` (meta), atomically."""
+    path = Path(path)
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta, **extra}
+    if train_state is not None:
+        payload["train_state"] = train_state
+    atomic_torch_save(payload, path)
+    atomic_write_json(meta, path.with_suffix(".json"))
+    return path
+
+
+def read_payload(path: str | Path, what: str, hint: str, check=None) -> dict[str, Any]:
+    """A checkpoint dictionary with clear errors: missing (with ``hint``), unreadable, or not ``what``.
+
+    ``check(payload)`` may return a message saying why the file is another kind of checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}: {hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise ValueError(f"{path} is not a readable {what} ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
+        raise ValueError(f"{path} is not an imse-study {what} (no state_dict/meta)")
+    problem = check(payload) if check is not None else None
+    if problem:
+        raise ValueError(f"{path} is not a {what}: {problem}")
+    return payload
+
+
+def meta_from_dict(cls: type, data: dict[str, Any], what: str, tuples: tuple[str, ...] = ("size",)):
+    """Build a metadata dataclass from JSON-like data (unknown keys ignored, lists -> tuples)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    clean = {k: (tuple(v) if k in tuples and isinstance(v, list) else v) for k, v in data.items() if k in known}
+    try:
+        return cls(**clean)
+    except TypeError as err:
+        raise ValueError(f"{what} metadata is incomplete ({err})") from None
+
+
+def resume_state(path: Path, read, meta_from, meta, keys: tuple[str, ...]) -> tuple[dict, dict]:
+    """The checkpoint and training state to resume from, after checking the run asks for the same thing."""
+    if not path.exists():
+        raise FileNotFoundError(f"cannot resume: no {path.name} in {path.parent} (start without --resume)")
+    payload = read(path)
+    saved = meta_from(payload["meta"])
+    for key in keys:
+        if getattr(saved, key) != getattr(meta, key):
+            raise ValueError(
+                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, this run asks for "
+                f"{getattr(meta, key)!r}. Use the same options, or a new output folder."
+            )
+    if "train_state" not in payload:
+        raise ValueError(f"{path} holds no training state; it cannot be resumed")
+    return payload, payload["train_state"]

@@ -33,7 +33,7 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,7 +48,8 @@ from imse_study.augment import random_spatial_displacement
 from imse_study.config import PROFILE_NAMES, get_profile
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    atomic_torch_save, atomic_write_json, package_version, seeded_init, step_generator, write_log_csv,
+    meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init, step_generator,
+    write_log_csv,
 )
 from imse_study.warp import warp
 
@@ -190,13 +191,7 @@ class TranslatorMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TranslatorMeta":
-        known = {f.name for f in fields(cls)}
-        try:
-            meta = cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as err:
-            raise ValueError(f"translator metadata is incomplete ({err})") from None
-        meta.size = tuple(meta.size)
-        return meta
+        return meta_from_dict(cls, data, "translator")
 
 
 @dataclass
@@ -212,32 +207,18 @@ class TranslatorResult:
 
 def save_translator(path: str | Path, model: nn.Module, meta: TranslatorMeta, train_state: dict | None = None) -> Path:
     """Write ``path`` (.pt: generator state_dict + metadata [+ training state]) and ``path.json``, atomically."""
-    path = Path(path)
-    payload: dict[str, Any] = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                               "meta": asdict(meta)}
-    if train_state is not None:
-        payload["train_state"] = train_state
-    atomic_torch_save(payload, path)
-    atomic_write_json(asdict(meta), path.with_suffix(".json"))
-    return path
+    return save_model_checkpoint(path, model.state_dict(), asdict(meta), train_state)
 
 
 def _read(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no translator checkpoint at {path}: train one with "
-            "`imse-study train-translator --kind reggan --source t2 --target t1 --out DIR`"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"{path} is not a readable translator checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
-        raise ValueError(f"{path} is not an imse-study checkpoint (no state_dict/meta)")
+    hint = "train one with `imse-study train-translator --kind reggan --source t2 --target t1 --out DIR`"
+    return read_payload(path, "translator checkpoint", hint, check=_not_a_translator)
+
+
+def _not_a_translator(payload: dict) -> str | None:
     if "kind" not in payload["meta"] or "source" not in payload["meta"]:
-        raise ValueError(f"{path} is not a translator checkpoint (an IMSE evaluator? load it with load_evaluator)")
-    return payload
+        return "it is another kind of checkpoint (an IMSE evaluator? load it with load_evaluator)"
+    return None
 
 
 def load_translator(
@@ -489,19 +470,8 @@ def reproduce_command(kind, source, target, out, dim, profile, seed, weights, de
 
 def _restore(path: Path, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
              meta: TranslatorMeta) -> tuple[int, int, list[dict], float]:
-    if not path.exists():
-        raise FileNotFoundError(f"cannot resume: no {path.name} in {path.parent} (start without resume)")
-    payload = _read(path)
-    saved = TranslatorMeta.from_dict(payload["meta"])
-    for key in ("kind", "source", "target", "dim", "width", "n_blocks", "profile", "seed", "dataset", "weights"):
-        if getattr(saved, key) != getattr(meta, key):
-            raise ValueError(
-                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, this run asks for "
-                f"{getattr(meta, key)!r}. Use the same options, or a new output folder."
-            )
-    if "train_state" not in payload:
-        raise ValueError(f"{path} holds no training state; it cannot be resumed")
-    state = payload["train_state"]
+    keys = ("kind", "source", "target", "dim", "width", "n_blocks", "profile", "seed", "dataset", "weights")
+    _, state = resume_state(path, _read, TranslatorMeta.from_dict, meta, keys)
     for name, model in models.items():
         model.load_state_dict(state["models"][name])
     for name, opt in optimizers.items():

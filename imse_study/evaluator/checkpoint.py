@@ -8,14 +8,14 @@ weights and metadata.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator
-from imse_study.training import atomic_torch_save, atomic_write_json, package_version, unwrap
+from imse_study.training import meta_from_dict, package_version, read_payload, save_model_checkpoint, unwrap
 
 
 @dataclass
@@ -42,45 +42,28 @@ class EvaluatorMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvaluatorMeta":
-        known = {f.name for f in fields(cls)}
-        missing = [f.name for f in fields(cls) if f.name not in data and f.default is f.default_factory is None]
-        clean = {k: v for k, v in data.items() if k in known}
-        try:
-            meta = cls(**clean)
-        except TypeError as err:
-            raise ValueError(f"evaluator metadata is incomplete ({err}); missing {missing}") from None
-        meta.size = tuple(meta.size)
-        meta.n_range = tuple(meta.n_range) if meta.n_range is not None else None
-        return meta
+        return meta_from_dict(cls, data, "evaluator", tuples=("size", "n_range"))
 
 
 def save_checkpoint(path: str | Path, model: Evaluator, meta: EvaluatorMeta, train_state: dict | None = None) -> Path:
     """Write ``path`` (.pt) and ``path.with_suffix('.json')`` atomically."""
-    path = Path(path)
-    state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
-    payload = {"state_dict": state, "meta": asdict(meta)}
-    if train_state is not None:
-        payload["train_state"] = train_state
-    atomic_torch_save(payload, path)
-    atomic_write_json(asdict(meta), path.with_suffix(".json"))
-    return path
+    return save_model_checkpoint(path, unwrap(model).state_dict(), asdict(meta), train_state)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw checkpoint dictionary, with a clear error for missing or foreign files."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no evaluator checkpoint at {path}: train one with `imse-study train-evaluator` "
-            "or use a shipped one, e.g. load_pretrained('phantom-t1-2d')"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"{path} is not a readable evaluator checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
-        raise ValueError(f"{path} is not an imse-study evaluator checkpoint (no state_dict/meta)")
-    return payload
+    hint = ("train one with `imse-study train-evaluator` or use a shipped one, "
+            "e.g. load_pretrained('phantom-t1-2d')")
+    return read_payload(path, "evaluator checkpoint", hint, check=_not_an_evaluator)
+
+
+def _not_an_evaluator(payload: dict) -> str | None:
+    meta = payload["meta"]
+    if payload.get("kind") == "registration" or "similarity" in meta:
+        return "it holds a registration network (load it with imse_study.registration.load_network)"
+    if "source" in meta and "kind" in meta:
+        return "it holds a translator (load it with imse_study.baselines.load_translator)"
+    return None
 
 
 def load_evaluator(

@@ -31,7 +31,7 @@ from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    distributed, seeded_init, step_generator, training_device, unwrap, write_log_csv,
+    distributed, resume_state, seeded_init, step_generator, training_device, unwrap, write_log_csv,
 )
 from imse_study.warp import warp
 
@@ -255,20 +255,9 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
 
 
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: EvaluatorMeta):
-    if not path.exists():
-        raise FileNotFoundError(f"cannot resume: no {path.name} in {path.parent} (start without --resume)")
-    payload = read_checkpoint(path)
-    saved = EvaluatorMeta.from_dict(payload["meta"])
-    for key in ("modality", "dim", "width", "n_blocks", "noise", "profile", "seed", "dataset"):
-        if getattr(saved, key) != getattr(meta, key):
-            raise ValueError(
-                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, this run asks for "
-                f"{getattr(meta, key)!r}. Use the same options, or a new --out folder."
-            )
-    if "train_state" not in payload:
-        raise ValueError(f"{path} holds no training state; it cannot be resumed")
+    keys = ("modality", "dim", "width", "n_blocks", "noise", "profile", "seed", "dataset")
+    payload, state = resume_state(path, read_checkpoint, EvaluatorMeta.from_dict, meta, keys)
     model.load_state_dict(payload["state_dict"])
-    state = payload["train_state"]
     optimizer.load_state_dict(state["optimizer"])
     return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))
 
