@@ -49,6 +49,31 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_registration(args: argparse.Namespace) -> int:
+    import torch
+
+    from imse_study.registration.train import train_registration
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = {}
+    if args.evaluator:
+        options["evaluator"] = args.evaluator
+    if args.translator:
+        options["translator"] = args.translator
+    result = train_registration(
+        args.out, args.similarity, args.moving, args.target, dim=args.dim, profile=args.profile,
+        smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
+        seed=args.seed, resume=args.resume,
+    )
+    if result.history:
+        last = result.history[-1]
+        print(f"trained {result.steps} steps in {last['seconds']:.0f} s; validation Dice "
+              f"{last['val_dice_initial']:.3f} -> {last['val_dice']:.3f}")
+    print(f"network: {result.checkpoint}")
+    return 0
+
+
 def _load_pair(args: argparse.Namespace, second: str):
     """Load the reference and the other image, scaled to [-1, 1], and the evaluator."""
     from imse_study.data.io import load_nifti
@@ -129,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                    "other work shares the cores)")
     p.set_defaults(func=_cmd_train_evaluator)
+
+    p = sub.add_parser("train-registration", help="train VoxelMorph with a similarity (Eq. 6 + 7)")
+    p.add_argument("--similarity", required=True, help="ncc, lncc, mi, mind, mae, imse or translated_mae")
+    p.add_argument("--moving", required=True, help="moving modality, e.g. t1")
+    p.add_argument("--target", required=True, help="target modality, e.g. t2")
+    p.add_argument("--dim", type=int, choices=(2, 3), default=2)
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    p.add_argument("--smooth-weight", type=float, default=1.0, help="lambda of Eq. 7 (default 1)")
+    p.add_argument("--evaluator", help="for imse: a shipped evaluator name or a checkpoint file")
+    p.add_argument("--translator", help="for translated_mae: a translator checkpoint (train-translator)")
+    p.add_argument("--bidirectional", action="store_true", help="one network for both directions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.set_defaults(func=_cmd_train_registration)
 
     from imse_study.baselines.translator import add_translator_arguments, run_translator
 
