@@ -74,6 +74,20 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_register(args: argparse.Namespace) -> int:
+    from imse_study.registration.files import register_files, summary_text
+
+    summary = register_files(
+        args.moving, args.target, args.output, similarity=args.similarity, evaluator=args.evaluator,
+        moving_modality=args.moving_modality, target_modality=args.target_modality,
+        moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
+        mode=args.mode, smooth_weight=args.smooth_weight,
+    )
+    print(summary_text(summary))
+    print(f"results in {args.output}: warped.nii.gz, displacement.nii.gz, summary.json")
+    return 0
+
+
 def _load_pair(args: argparse.Namespace, second: str):
     """Load the reference and the other image, scaled to [-1, 1], and the evaluator."""
     from imse_study.data.io import load_nifti
@@ -170,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.set_defaults(func=_cmd_train_registration)
+
+    p = sub.add_parser("register", help="register MOVING onto TARGET (classic optimisation, Eq. 1)")
+    p.add_argument("moving", type=Path, help="moving NIfTI image")
+    p.add_argument("target", type=Path, help="target NIfTI image (same grid)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    p.add_argument("--similarity", default="mi", help="mi (default), mind, lncc, ncc, mae or imse")
+    p.add_argument("--evaluator", help="for imse: a shipped evaluator name (e.g. phantom-ct-2d) or a .pt file")
+    p.add_argument("--moving-modality", default="mr", help="modality of MOVING (e.g. t1, t2, ct; default mr)")
+    p.add_argument("--target-modality", default="mr", help="modality of TARGET (default mr)")
+    p.add_argument("--moving-labels", type=Path, help="label map of MOVING: warped too")
+    p.add_argument("--target-labels", type=Path, help="label map of TARGET: Dice before/after")
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--mode", choices=("multires", "paper"), default="multires",
+                   help="multires (affine, then a coarse-to-fine field; default) or the paper's single-level field")
+    p.add_argument("--smooth-weight", type=float, help="weight of the smoothness term (default 5)")
+    p.set_defaults(func=_cmd_register)
 
     from imse_study.baselines.translator import add_translator_arguments, run_translator
 

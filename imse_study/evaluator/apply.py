@@ -31,7 +31,7 @@ def to_unit_range(image: np.ndarray, modality: str) -> np.ndarray:
     return normalise(image, "ct" if modality.lower() == "ct" else "mr")
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[slice, ...]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[slice, ...]]:
     spatial = x.shape[2:]
     extra = [(-s) % multiple for s in spatial]
     pad: list[int] = []
@@ -65,7 +65,7 @@ def apply_evaluator(
         raise ValueError(f"a {model_dim}D evaluator cannot be applied to {ref.dim()}D images")
     outputs = []
     for r, o in batches:
-        (rp, crop), (op, _) = _pad_to_multiple(r), _pad_to_multiple(o)
+        (rp, crop), (op, _) = pad_to_multiple(r), pad_to_multiple(o)
         outputs.append(fn(model, rp, op)[(slice(None), slice(None), *crop)])
     result = torch.cat(outputs)[:, 0]
     return (result.movedim(0, -1) if stack else result[0]).numpy()
