@@ -70,3 +70,19 @@ def test_imse_network_training_runs_in_both_directions(tmp_path):
                                 similarity_options={"evaluator": evaluator, "evaluator_modality": "t1"},
                                 bidirectional=True)
     assert result.steps > 0 and np.isfinite(result.history[-1]["train_loss"])
+
+
+def test_classic_methods_table_on_smoke_pairs():
+    from imse_study.evaluator import Evaluator
+    from imse_study.registration.methods import classic_methods, default_evaluator
+
+    assert default_evaluator("ct", "t1") == "phantom-ct-2d" and default_evaluator("t2", "t1") == "phantom-t1-2d"
+    pairs = make_test_pairs("t1", "t2", profile="smoke", limit=1)
+    evaluator = Evaluator(2, width=2, n_blocks=1)
+    evaluator.meta = type("Meta", (), {"modality": "t1"})()
+    methods = classic_methods(pairs, ("mi", "imse", "ants"), evaluator=evaluator, iterations=6)
+    table = evaluate(methods, pairs, progress=False)
+    assert set(table["method"]) == {"initial", "mi", "imse", "ants"}
+    assert table["dice"].between(0, 1).all() and (table.loc[table.method != "initial", "seconds"] > 0).all()
+    with pytest.raises(ValueError, match="unknown method"):
+        classic_methods(pairs, ("sift",))
