@@ -45,6 +45,8 @@ process, so set it on the first call (or in the environment) to be sure.
 
 from __future__ import annotations
 
+import inspect
+
 import contextlib
 import math
 import os
@@ -549,22 +551,14 @@ def register_external(method: str, moving, target, spacing: Sequence[float] | No
     an :class:`ExternalResult` (displacement, our ``warp`` of ``moving``, seconds, the tool's own
     warped image, the parameters used).
     """
-    if method == "ants":
-        _import_ants()  # an import is not part of the timing
-        defaults = {"type_of_transform": "SyN", "metric": "mattes", "bins": 32,
-                    "reg_iterations": (40, 20, 0), "grad_step": 0.2, "flow_sigma": 3.0,
-                    "total_sigma": 0.0, "aff_random_sampling_rate": 0.2, "seed": 0,
-                    "threads": None}
-        unknown = set(kw) - set(defaults)
-        if unknown:
-            raise TypeError(f"unknown ANTs option(s) {sorted(unknown)}: use {sorted(defaults)}")
-        return _ants_run(moving, target, spacing, **{**defaults, **kw})
-    if method == "elastix":
-        _import_itk()
-        defaults = {"seed": 0, "threads": None, "grid_spacing_mm": None, "bending_weight": 1.0,
-                    "bins": 32, "max_iterations": None}
-        unknown = set(kw) - set(defaults)
-        if unknown:
-            raise TypeError(f"unknown elastix option(s) {sorted(unknown)}: use {sorted(defaults)}")
-        return _elastix_run(moving, target, spacing, **{**defaults, **kw})
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    register = ants_register if method == "ants" else elastix_register
+    _import_ants() if method == "ants" else _import_itk()  # an import is not part of the timing
+    options = {name: p.default for name, p in inspect.signature(register).parameters.items()
+               if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = set(kw) - set(options)
+    if unknown:
+        raise TypeError(f"unknown {method} option(s) {sorted(unknown)}: use {sorted(options)}")
+    run = _ants_run if method == "ants" else _elastix_run
+    return run(moving, target, spacing, **{**options, **kw})

@@ -43,6 +43,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -357,19 +359,12 @@ def optimise_field(
     iterations: int = 200,
     lr: float = 1.0,
     smooth_weight: float = DEFAULT_SMOOTH_WEIGHT,
-    mode: str = "multires",
-    levels: int = 3,
-    affine: bool = True,
-    mask: torch.Tensor | None = None,
-    progress: bool = False,
-    callback: Callback | None = None,
-    affine_lr: float = DEFAULT_AFFINE_LR,
-    grid_spacing: int = DEFAULT_GRID_SPACING,
+    **options: Any,
 ) -> torch.Tensor:
     """Eq. 1: the displacement ``(B, ndim, *S)`` in voxels with ``warp(moving, it) ~ target``.
 
-    The arguments are those of :func:`optimise`, which also returns the affine part, the warped
-    image, the loss curve and the time.
+    The same as :func:`optimise` (whose keyword ``options`` it accepts: mode, levels, affine, mask,
+    progress, callback, ...) but returns the displacement only.
     """
-    return optimise(moving, target, similarity, iterations, lr, smooth_weight, mode, levels, affine, mask,
-                    progress, callback, affine_lr, grid_spacing).displacement
+    return optimise(moving, target, similarity, iterations=iterations, lr=lr, smooth_weight=smooth_weight,
+                    **options).displacement
