@@ -65,8 +65,8 @@ class Profile:
     phantom: PhantomConfig
     evaluator2d: EvaluatorTraining = EvaluatorTraining(16, 6, 8, 15, 200)
     evaluator3d: EvaluatorTraining = EvaluatorTraining(8, 3, 2, 10, 100)
-    registration2d: RegistrationTraining = RegistrationTraining(8, 8, 100)
-    registration3d: RegistrationTraining = RegistrationTraining(2, 8, 50)
+    registration2d: RegistrationTraining = RegistrationTraining(8, 8, 100, lr=1e-3)
+    registration3d: RegistrationTraining = RegistrationTraining(2, 8, 50, lr=1e-3)
 
     def evaluator(self, dim: int) -> EvaluatorTraining:
         """Evaluator training settings for ``dim`` (2 or 3)."""
