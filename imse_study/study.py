@@ -1,0 +1,272 @@
+"""Run the study's notebooks with papermill and build the Jupyter Book.
+
+``python -m imse_study.study --profile quick`` executes every notebook in ``notebooks/`` for each
+of its parameter sets (modality pair, and dimension where it applies) into
+``book/experiments/<stem>[_<modality>][_<dim>d].ipynb``, each writing its tidy results beside
+itself (same stem, ``.csv``), records the run times in ``book/experiments/run_log.json`` (and a
+Markdown table the reproducibility page includes), then runs ``jupyter-book build book/``.
+
+``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book. A notebook that
+fails stops the run with the path of the partly executed notebook, which shows the failing cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from imse_study.config import PROFILE_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+BOOK = REPO / "book"
+EXPERIMENTS = BOOK / "experiments"
+RUN_LOG = "run_log.json"
+RUN_LOG_MD = "run_log.md"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One notebook and the parameter grid it runs over (``modalities``/``dims`` empty: run once)."""
+
+    stem: str
+    modalities: tuple[str, ...] = ()
+    dims: tuple[int, ...] = ()
+    extra: dict = field(default_factory=dict)  # fixed parameters for every run
+
+    def runs(self) -> list[tuple[str, dict]]:
+        """(output stem, parameters) for every point of the grid."""
+        out = []
+        for modality in self.modalities or (None,):
+            for dim in self.dims or (None,):
+                name, params = self.stem, dict(self.extra)
+                if modality is not None:
+                    name, params["modality"] = f"{name}_{modality}", modality
+                if dim is not None:
+                    name, params["dim"] = f"{name}_{dim}d", dim
+                out.append((name, params))
+        return out
+
+
+# Later experiments (registration, ...) add themselves here.
+EXPERIMENT_LIST: tuple[Experiment, ...] = (
+    Experiment("00_data"),
+    Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
+)
+
+# Modality pairs: the evaluator's modality (the paper trains on T1 for T1-T2 and on CT for CT-MR),
+# the other modality, the sources that the translation check uses and the paper's Table 5 row.
+MODALITY_PAIRS = {
+    "t1t2": {"evaluator": "t1", "other": "t2", "translation_sources": ("t2",), "paper_table5": "t2_to_t1"},
+    "ctmr": {"evaluator": "ct", "other": "t1", "translation_sources": ("t1", "t2"), "paper_table5": "mr_to_ct"},
+}
+
+
+def evaluator_pair(modality: str) -> dict:
+    """What a notebook's ``modality`` parameter (``t1t2`` or ``ctmr``) means for the evaluator."""
+    try:
+        return dict(MODALITY_PAIRS[modality])
+    except KeyError:
+        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(MODALITY_PAIRS)}") from None
+
+
+def paper_tables(path: str | Path | None = None) -> dict:
+    """The paper's numbers (``book/paper_tables.yaml``, a copy of the transcription with attribution)."""
+    path = Path(path) if path else BOOK / "paper_tables.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the paper's tables live in the repository's book/ folder")
+    return yaml.safe_load(path.read_text())
+
+
+def experiment_names() -> list[str]:
+    return [e.stem for e in EXPERIMENT_LIST]
+
+
+def select(only: str | list[str] | None) -> list[Experiment]:
+    """The experiments named in ``only`` (comma-separated stems; all when empty)."""
+    if not only:
+        return list(EXPERIMENT_LIST)
+    names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
+    known = {e.stem: e for e in EXPERIMENT_LIST}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"error: unknown notebook(s) {', '.join(unknown)}; available: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def environment() -> dict:
+    """Versions and hardware, for the reproducibility page."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("imse-study", "torch", "monai", "numpy", "scipy", "scikit-image", "nilearn", "pandas", "seaborn",
+                "papermill", "jupyter-book", "ipywidgets"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        import torch
+
+        threads, gpu = torch.get_num_threads(), (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    except Exception:  # pragma: no cover - torch is a dependency
+        threads, gpu = None, None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "torch_threads": threads, "gpu": gpu, "versions": versions}
+
+
+PAIR_TITLES = {"t1t2": "T1-T2", "ctmr": "CT-MR"}
+
+
+def retitle(path: Path, params: dict) -> None:
+    """Add the parameter set to the executed notebook's title (its first ``# `` heading), so that the
+    book's pages of one notebook run with different parameters have different titles."""
+    import nbformat
+
+    parts = [PAIR_TITLES.get(params["modality"], params["modality"])] if "modality" in params else []
+    if "dim" in params:
+        parts.append(f"{params['dim']}D")
+    if not parts:
+        return
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            first, _, rest = cell.source.partition("\n")
+            suffix = f" ({', '.join(parts)})"
+            if not first.endswith(suffix):
+                cell.source = first + suffix + ("\n" + rest if rest else "")
+            break
+    nbformat.write(nb, path)
+
+
+def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, seed: int,
+            notebooks: Path = NOTEBOOKS, extra: dict | None = None) -> dict:
+    """Run one notebook through papermill into ``out_dir/name.ipynb``; returns its run record."""
+    import papermill as pm
+
+    source = notebooks / f"{stem}.ipynb"
+    if not source.exists():
+        raise FileNotFoundError(f"notebook {source} not found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}.ipynb"
+    parameters = {**params, "profile": profile, "seed": seed, "results_csv": f"{name}.csv", **(extra or {})}
+    start = time.perf_counter()
+    pm.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(out_dir),
+                        progress_bar=False, kernel_name="python3", log_output=False)
+    seconds = time.perf_counter() - start
+    retitle(target, params)
+    return {"notebook": f"notebooks/{stem}.ipynb", "output": target.name, "parameters": parameters,
+            "seconds": round(seconds, 1), "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "csv": (out_dir / f"{name}.csv").exists()}
+
+
+def write_run_log(out_dir: Path, records: list[dict], profile: str, wall: float) -> Path:
+    """Merge ``records`` into ``run_log.json`` (keyed by output notebook) and write ``run_log.md``."""
+    path = out_dir / RUN_LOG
+    log = json.loads(path.read_text()) if path.exists() else {}
+    runs = log.get("runs", {})
+    for r in records:
+        runs[r["output"]] = r
+    log.update({"runs": dict(sorted(runs.items())), "environment": environment(),
+                "last_invocation": {"command": "python -m imse_study.study " + " ".join(sys.argv[1:]),
+                                    "profile": profile, "wall_seconds": round(wall, 1),
+                                    "notebooks": [r["output"] for r in records]}})
+    path.write_text(json.dumps(log, indent=2) + "\n")
+    (out_dir / RUN_LOG_MD).write_text(run_log_markdown(log))
+    return path
+
+
+def run_log_markdown(log: dict) -> str:
+    """The run log as Markdown tables (included by ``book/reproducibility.md``)."""
+    lines = ["| executed notebook | profile | parameters | run time (s) | finished (UTC) |", "|---|---|---|---|---|"]
+    for r in log.get("runs", {}).values():
+        p = {k: v for k, v in r["parameters"].items() if k not in ("results_csv",)}
+        args = " ".join(f"`{k}={v}`" for k, v in p.items() if k != "profile")
+        lines.append(f"| `{r['output']}` | {p.get('profile')} | {args} | {r['seconds']} | {r['finished']} |")
+    env = log.get("environment", {})
+    inv = log.get("last_invocation", {})
+    lines += ["", f"Last invocation: `{inv.get('command', '')}` (profile {inv.get('profile')}, "
+                  f"{inv.get('wall_seconds')} s of wall time for {len(inv.get('notebooks', []))} notebook(s)).", "",
+              "| environment | |", "|---|---|",
+              f"| python | {env.get('python')} |", f"| platform | {env.get('platform')} |",
+              f"| CPU | {env.get('cpu')} ({env.get('cpu_count')} logical cores, torch threads {env.get('torch_threads')}) |",
+              f"| GPU | {env.get('gpu') or 'none'} |"]
+    for k, v in env.get("versions", {}).items():
+        lines.append(f"| {k} | {v} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_book(book: Path = BOOK) -> None:
+    """``jupyter-book build book/`` (notebooks are not re-executed: ``execute_notebooks: off``)."""
+    exe = shutil.which("jupyter-book")
+    if exe is None:
+        raise SystemExit("error: jupyter-book is not installed (pip install 'jupyter-book<2')")
+    result = subprocess.run([exe, "build", str(book)], text=True, capture_output=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit(f"error: jupyter-book build {book} failed (exit {result.returncode})")
+    print(f"book: {book / '_build' / 'html' / 'index.html'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imse_study.study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    parser.add_argument("--only", default="", help=f"comma-separated notebooks ({', '.join(experiment_names())})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=EXPERIMENTS, help="folder for the executed notebooks")
+    parser.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="an extra parameter for every notebook (YAML value), e.g. -p threads 1")
+    args = parser.parse_args(argv)
+
+    from tqdm.auto import tqdm
+
+    extra = {k: yaml.safe_load(v) for k, v in args.parameter}
+    plan = [(e.stem, name, params) for e in select(args.only) for name, params in e.runs()]
+    records, start = [], time.perf_counter()
+    bar = tqdm(plan, desc=f"notebooks ({args.profile})", unit="nb")
+    for stem, name, params in bar:
+        bar.set_postfix_str(name)
+        try:
+            records.append(execute(stem, name, params, args.out, args.profile, args.seed, extra=extra))
+        except Exception as exc:  # papermill's error names the cell; point at the partly executed notebook
+            bar.close()
+            write_run_log(args.out, records, args.profile, time.perf_counter() - start)
+            kind = type(exc).__name__
+            print(f"\nerror: notebook {stem} ({name}, profile {args.profile}) failed: {kind}: "
+                  f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}\n"
+                  f"  the partly executed notebook is {args.out / (name + '.ipynb')}", file=sys.stderr)
+            return 1
+        bar.write(f"{name}: {records[-1]['seconds']:.1f} s")
+    wall = time.perf_counter() - start
+    write_run_log(args.out, records, args.profile, wall)
+    print(f"{len(records)} notebook(s) in {wall:.1f} s -> {args.out}")
+    if not args.no_build:
+        if args.out.resolve().is_relative_to(BOOK.resolve()):
+            build_book(BOOK)
+        else:
+            print(f"not building the book: {args.out} is outside {BOOK}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

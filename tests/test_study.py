@@ -1,0 +1,127 @@
+"""The study runner, the notebooks (smoke profile, through papermill) and the book build.
+
+The notebook and book tests are integration tests (``pytest -m integration``); the runner's
+bookkeeping is tested without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from imse_study import study
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_RUNS = [(e.stem, name, params) for e in study.select(["00_data", "01_evaluator"]) for name, params in e.runs()]
+
+
+def test_experiment_grid_names():
+    runs = dict((name, params) for _, name, params in SMOKE_RUNS)
+    assert runs == {"00_data": {}, "01_evaluator_t1t2": {"modality": "t1t2"}, "01_evaluator_ctmr": {"modality": "ctmr"}}
+    assert study.Experiment("02_register", ("ctmr",), (2, 3)).runs()[1] == ("02_register_ctmr_3d", {"modality": "ctmr", "dim": 3})
+
+
+def test_unknown_notebook_is_a_clear_error():
+    with pytest.raises(SystemExit, match="unknown notebook.*available: 00_data"):
+        study.select("00_data,no_such")
+
+
+def test_modality_pairs_and_paper_tables():
+    assert study.evaluator_pair("ctmr")["evaluator"] == "ct"
+    with pytest.raises(ValueError, match="t1t2, ctmr"):
+        study.evaluator_pair("t2t1")
+    tables = study.paper_tables()
+    for pair in study.MODALITY_PAIRS.values():
+        assert "imse" in tables["table5_translation"][pair["paper_table5"]]
+
+
+def test_run_log_merges_and_renders(tmp_path):
+    record = {"notebook": "notebooks/00_data.ipynb", "output": "00_data.ipynb", "seconds": 1.5,
+              "finished": "2026-01-01T00:00:00+00:00", "csv": True,
+              "parameters": {"profile": "smoke", "seed": 0, "results_csv": "00_data.csv"}}
+    study.write_run_log(tmp_path, [record], "smoke", 2.0)
+    study.write_run_log(tmp_path, [{**record, "output": "01_evaluator_t1t2.ipynb"}], "smoke", 3.0)
+    log = json.loads((tmp_path / study.RUN_LOG).read_text())
+    assert set(log["runs"]) == {"00_data.ipynb", "01_evaluator_t1t2.ipynb"}
+    assert log["environment"]["versions"]["papermill"]
+    md = (tmp_path / study.RUN_LOG_MD).read_text()
+    assert "`00_data.ipynb` | smoke" in md and "| python |" in md
+
+
+def test_retitle_adds_the_parameter_set(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_markdown_cell("# The evaluator\n\ntext")])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    study.retitle(path, {"modality": "ctmr", "dim": 3})
+    study.retitle(path, {"modality": "ctmr", "dim": 3})  # idempotent
+    assert nbformat.read(path, as_version=4).cells[1].source == "# The evaluator (CT-MR, 3D)\n\ntext"
+
+
+@pytest.fixture(scope="module")
+def smoke_notebooks(tmp_path_factory):
+    """Every 00/01 notebook x parameter set in the smoke profile, executed once for this module."""
+    out = tmp_path_factory.mktemp("experiments")
+    timings, records, begin = {}, [], time.perf_counter()
+    for stem, name, params in SMOKE_RUNS:
+        start = time.perf_counter()
+        records.append(study.execute(stem, name, params, out, "smoke", 0, extra={"threads": 1}))
+        timings[name] = time.perf_counter() - start
+    study.write_run_log(out, records, "smoke", time.perf_counter() - begin)
+    return out, timings
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for _, name, _ in SMOKE_RUNS])
+def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
+    out, timings = smoke_notebooks
+    assert timings[name] < 60, f"{name} took {timings[name]:.0f} s in the smoke profile"
+    assert (out / f"{name}.ipynb").exists()
+    results = pd.read_csv(out / f"{name}.csv")
+    assert len(results) > 0 and (results["profile"] == "smoke").all()
+    if name.startswith("01_evaluator"):
+        assert {"ranking_auc", "nmae", "psnr", "ssim"} <= set(results["metric"])
+        import nbformat
+
+        nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
+        assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {}), \
+            "the slice viewer's widget state must be stored for the static book"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_book_builds_with_experiment_pages(smoke_notebooks, tmp_path):
+    out, _ = smoke_notebooks
+    book = tmp_path / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "experiments"))
+    shutil.copytree(REPO / "data_manifests", tmp_path / "data_manifests")  # data.md includes the manifests
+    shutil.copytree(out, book / "experiments")
+    exe = shutil.which("jupyter-book")
+    assert exe, "jupyter-book (1.x) must be installed"
+    result = subprocess.run([exe, "build", str(book)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = book / "_build" / "html"
+    for _, name, _ in SMOKE_RUNS:
+        page = html / "experiments" / f"{name}.html"
+        assert page.exists(), f"no page for {name}"
+        text = page.read_text()
+        assert "<table" in text, f"{name}'s page holds no table"
+    evaluator = (html / "experiments" / "01_evaluator_t1t2.html").read_text()
+    assert "(T1-T2)" in evaluator and "(CT-MR)" in (html / "experiments" / "01_evaluator_ctmr.html").read_text()
+    assert "paper (Table 5)" in evaluator
+    assert "jupyter-widgets/embed-amd.js" in evaluator and "widget-state+json" in evaluator
+    for page in ("intro", "data", "claims", "reproducibility"):
+        assert (html / f"{page}.html").exists()
+    intro = (html / "intro.html").read_text()
+    assert "mathjax/tex-chtml.js" in intro and "cdn.jsdelivr" not in intro
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert "01_evaluator_t1t2.ipynb" in (html / "reproducibility.html").read_text()
