@@ -37,6 +37,7 @@ the phantom for T1 -> T2 and lower for CT -> T1 (``benchmarks/probe_instance.py`
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def _follow_device(module: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
 # ----------------------------------------------------------------------------------------------
 
 
-class Similarity:
+class Similarity(ABC):
     """A similarity loss ``(warped, target, mask=None) -> scalar``; lower is better.
 
     Subclasses implement :meth:`loss`; ``__call__`` checks shapes and prepares the mask.
@@ -138,8 +139,9 @@ class Similarity:
         _check_images(warped, target)
         return self.loss(warped, target, _check_mask(mask, warped))
 
+    @abstractmethod
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement loss()")
+        """The loss of ``warped`` against ``target`` (shapes already checked, mask prepared)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
