@@ -163,3 +163,16 @@ def resume_state(path: Path, read, meta_from, meta, keys: tuple[str, ...]) -> tu
     if "train_state" not in payload:
         raise ValueError(f"{path} holds no training state; it cannot be resumed")
     return payload, payload["train_state"]
+
+
+def record_epoch(out: Path, save, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: Any,
+                 history: list[dict], row: dict, step: int, epoch: int, elapsed: float) -> None:
+    """End of an epoch (rank 0): log the row, count steps in the metadata, write ``last.pt`` with the
+    training state that resume needs, and ``log.csv``."""
+    history.append(row)
+    meta.steps, meta.epochs = step, epoch
+    meta.extra["train_seconds"] = round(elapsed, 1)
+    state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
+             "elapsed": elapsed}
+    save(Path(out) / "last.pt", unwrap(model), meta, train_state=state)
+    write_log_csv(Path(out) / "log.csv", history)

@@ -68,10 +68,10 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
 # Figures for the book's notebooks (00_data, 01_evaluator) and the ipywidgets slice viewer.
 # Everything below only draws or arranges what the package computed; no algorithm lives here.
 
-import base64
-import io
+import io  # noqa: E402
 
-import numpy as np
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 ERROR_CMAP = "RdBu_r"  # signed error maps: blue = other brighter than expected, red = darker
 
@@ -209,7 +209,6 @@ def shuffle_remap_figure(image, remapped: dict[int, np.ndarray], curves: dict[in
 
 def learning_curves(log: "pd.DataFrame", title: str = "") -> plt.Figure:
     """Training log of an evaluator (``log.csv``): L1 losses and the validation ranking AUCs per step."""
-    import pandas as pd
     import seaborn as sns
 
     loss_cols = [c for c in ("train_l1", "val_l1") if c in log]
@@ -404,8 +403,8 @@ def evaluator_reading(modality: str, profile: str, ranking, translation, by_labe
     aucs = ", ".join(f"{r.other} {r.auc:.3f}" for r in ranking.itertuples())
     worst = ranking["auc"].min()
     if profile == "smoke":
-        lines.append(f"*Smoke profile*: a tiny evaluator trained for a few steps on 48 × 48 px images. The numbers "
-                     f"below only show that the page runs; they say nothing about the method.")
+        lines.append("*Smoke profile*: a tiny evaluator trained for a few steps on 48 × 48 px images. The numbers "
+                     "below only show that the page runs; they say nothing about the method.")
     verdict = ("ranks every misaligned pair above its aligned version or nearly so" if worst >= 0.95 else
                "mostly ranks misaligned pairs above aligned ones, with overlap" if worst >= 0.75 else
                "does not separate aligned from misaligned pairs reliably")

@@ -31,7 +31,7 @@ from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    distributed, resume_state, seeded_init, step_generator, training_device, unwrap, write_log_csv,
+    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap,
 )
 from imse_study.warp import warp
 
@@ -226,14 +226,8 @@ def train_evaluator(
         if rank == 0:
             row = {"epoch": epoch, "step": step, "train_l1": float(np.mean(losses)), "seconds": round(elapsed, 1)}
             row.update(_validate(unwrap(model), val, noise, n_range))
-            history.append(row)
-            meta.steps, meta.epochs = step, epoch
-            meta.extra["train_seconds"] = round(elapsed, 1)
             meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
-            state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
-                     "elapsed": elapsed}
-            save_checkpoint(out / "last.pt", unwrap(model), meta, train_state=state)
-            write_log_csv(out / "log.csv", history)
+            record_epoch(out, save_checkpoint, model, optimizer, meta, history, row, step, epoch, elapsed)
             bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
             dist.barrier()

@@ -33,7 +33,7 @@ from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
-    step_generator, training_device, unwrap, write_log_csv,
+    record_epoch, step_generator, training_device, unwrap,
 )
 from imse_study.warp import warp
 
@@ -179,13 +179,7 @@ def train_registration(
         if rank == 0:
             row = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "seconds": round(elapsed, 1)}
             row.update(_validate(unwrap(model), val, cfg.val_items))
-            history.append(row)
-            meta.steps, meta.epochs = step, epoch
-            meta.extra["train_seconds"] = round(elapsed, 1)
-            state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
-                     "elapsed": elapsed}
-            save_network(out / "last.pt", unwrap(model), meta, train_state=state)
-            write_log_csv(out / "log.csv", history)
+            record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed)
         if world > 1:
             dist.barrier()
     bar.close()
