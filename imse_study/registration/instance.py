@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from imse_study.metrics import gradient_loss
-from imse_study.registration.similarity import SimilarityLike, resolve_similarity
+from imse_study.registration.similarity import SimilarityLike, check_image_tensor, resolve_similarity
 from imse_study.warp import warp
 
 __all__ = [
@@ -104,12 +104,7 @@ class RegistrationResult:
 def _check_inputs(moving: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> None:
     """Raise a ValueError naming the problem: shapes, dtype, finiteness."""
     for name, x in (("moving", moving), ("target", target)):
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor (B, 1, *S), not {type(x).__name__}")
-        if x.ndim not in (4, 5) or x.shape[1] != 1:
-            raise ValueError(f"{name} must be (B, 1, H, W) or (B, 1, D, H, W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point image, got {x.dtype}")
+        check_image_tensor(name, x)
         if min(x.shape[2:]) < 2:
             raise ValueError(f"{name} {tuple(x.shape)}: every spatial axis needs at least 2 voxels")
         if not bool(torch.isfinite(x).all()):

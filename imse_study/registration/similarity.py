@@ -72,15 +72,20 @@ SimilarityLike = Callable[..., torch.Tensor]
 # ----------------------------------------------------------------------------------------------
 
 
+def check_image_tensor(name: str, x: torch.Tensor) -> None:
+    """Raise a ValueError unless ``x`` is a floating-point (B, 1, H, W) or (B, 1, D, H, W) tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor (B, 1, *S), not {type(x).__name__}")
+    if x.ndim not in (4, 5) or x.shape[1] != 1:
+        raise ValueError(f"{name} must be (B, 1, H, W) or (B, 1, D, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point image, got {x.dtype}")
+
+
 def _check_images(warped: torch.Tensor, target: torch.Tensor) -> None:
     """Shape checks only (no device sync): both (B, 1, *S) with 2 or 3 spatial axes, equal."""
-    for name, x in (("warped", warped), ("target", target)):
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor (B, 1, *S), not {type(x).__name__}")
-        if x.ndim not in (4, 5) or x.shape[1] != 1:
-            raise ValueError(f"{name} must be (B, 1, H, W) or (B, 1, D, H, W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point image, got {x.dtype}")
+    check_image_tensor("warped", warped)
+    check_image_tensor("target", target)
     if warped.shape != target.shape:
         raise ValueError(f"warped {tuple(warped.shape)} and target {tuple(target.shape)} differ in shape")
 
