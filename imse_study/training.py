@@ -7,15 +7,15 @@ a run resumed from its last checkpoint continues exactly as if it had not stoppe
 from __future__ import annotations
 
 import csv
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from imse_study.atomic import atomic_write, atomic_write_json  # noqa: F401  (re-exported)
 
 
 def package_version() -> str:
@@ -28,33 +28,9 @@ def package_version() -> str:
         return "unknown"
 
 
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """torch.save through a temp file in the same folder and a rename: never a half-written file."""
-    return _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_write_json(obj: Any, path: str | Path) -> Path:
-    """JSON written atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-
-    return _atomic(Path(path), write)
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_log_csv(path: str | Path, history: list[dict]) -> Path:
@@ -67,7 +43,7 @@ def write_log_csv(path: str | Path, history: list[dict]) -> Path:
             writer.writeheader()
             writer.writerows(history)
 
-    return _atomic(Path(path), write)
+    return atomic_write(path, write)
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:

@@ -7,13 +7,12 @@ half-way through a write never leaves a truncated ``.nii.gz`` behind.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+from imse_study.atomic import atomic_write
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # Array axes of every volume the data sets return: (z, y, x) with z running inferior -> superior,
@@ -147,15 +146,7 @@ def save_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray | None = 
     img.header.set_xyzt_units("mm")
     if labels:
         img.header.set_intent("label")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name[: -len(suffix)]}.{uuid.uuid4().hex}.tmp{suffix}"
-    try:
-        nib.save(img, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, tmp), suffix=f".tmp{suffix}")
 
 
 def reorient(

@@ -29,7 +29,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
+from imse_study.atomic import atomic_write
 from imse_study.config import PhantomConfig, Profile, get_profile
 from imse_study.data.normalise import normalise_ct, normalise_mr
 
@@ -444,21 +444,16 @@ def _cache_key(cfg: PhantomConfig, split: str, dim: int) -> str:
 
 
 def _write_set(path: Path, data: PhantomSet) -> None:
-    """Write atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Write atomically (:func:`imse_study.atomic.atomic_write`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
             np.savez_compressed(
                 f, labels=data.labels, subjects=data.subjects, affines=data.affines,
                 spacing=np.asarray(data.spacing), dim=np.asarray(data.dim),
                 **{f"image_{m}": v for m, v in data.images.items()},
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write, suffix=".npz.tmp")
 
 
 def _read_set(path: Path) -> PhantomSet:

@@ -7,13 +7,11 @@ axial slices (equally spaced, so one affine describes the stack).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from imse_study.atomic import atomic_write_json
 from imse_study.config import Profile
 from imse_study.data.io import save_nifti
 from imse_study.data.phantom import LABELS, MODALITIES, PhantomSet, load_phantom, subject_name
@@ -51,14 +49,6 @@ def write_phantom_nifti(
         path = out / f"{stem}_labels.nii.gz"
         save_nifti(path, labels.astype(np.uint8), affine, labels=True)
         written.append(path)
-    written.append(_write_json(out / "labels.json", LABELS))
+    written.append(atomic_write_json(LABELS, out / "labels.json"))
     return written
 
-
-def _write_json(path: Path, content: dict) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from imse_study.data.io import load_labels, load_nifti, save_nifti
-from imse_study.evaluator.apply import to_unit_range
+from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
 from imse_study.metrics import dice
 from imse_study.registration.instance import optimise
 from imse_study.registration.similarity import similarity as make_similarity
@@ -29,19 +28,10 @@ from imse_study.warp import warp
 MULTIPLE = 8  # pad image sides to a multiple of 8 (the evaluator needs 4, the pyramid likes 8)
 
 
-def _pad(x: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    extra = [(-s) % MULTIPLE for s in x.shape[2:]]
-    pad: list[int] = []
-    for e in reversed(extra):
-        pad += [e // 2, e - e // 2]
-    crop = tuple(slice(e // 2, e // 2 + s) for e, s in zip(extra, x.shape[2:]))
-    return (F.pad(x, pad, mode="replicate") if any(extra) else x), crop
-
-
 def _register(moving: np.ndarray, target: np.ndarray, sim, **kw) -> tuple[np.ndarray, float]:
     """Displacement (ndim, *S) for one pair of arrays, and the seconds it took."""
-    m, crop = _pad(torch.from_numpy(moving)[None, None])
-    t, _ = _pad(torch.from_numpy(target)[None, None])
+    m, crop = pad_to_multiple(torch.from_numpy(moving)[None, None], MULTIPLE)
+    t, _ = pad_to_multiple(torch.from_numpy(target)[None, None], MULTIPLE)
     result = optimise(m, t, sim, **kw)
     return result.displacement[(0, slice(None), *crop)].numpy(), result.seconds
 
