@@ -154,7 +154,7 @@ def load_phantom(
     path = folder / f"phantom-{_cache_key(prof.phantom, split, dim)}.npz"
     if path.exists():
         try:
-            full = _read_set(path)
+            full = _read_set(path, tuple(modalities))
         except (OSError, ValueError, KeyError):
             full = None  # a damaged cache file is regenerated, never trusted
     else:
@@ -456,10 +456,11 @@ def _write_set(path: Path, data: PhantomSet) -> None:
     atomic_write(path, write, suffix=".npz.tmp")
 
 
-def _read_set(path: Path) -> PhantomSet:
+def _read_set(path: Path, modalities: tuple[str, ...] = MODALITIES) -> PhantomSet:
+    """A cached set, decompressing only the images of ``modalities``."""
     with np.load(path) as z:
         return PhantomSet(
-            images={m: z[f"image_{m}"] for m in MODALITIES},
+            images={m: z[f"image_{m}"] for m in modalities},
             labels=z["labels"], subjects=z["subjects"], affines=z["affines"],
             spacing=tuple(float(s) for s in z["spacing"]), dim=int(z["dim"]),
         )
