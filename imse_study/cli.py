@@ -40,6 +40,7 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     result = train_evaluator(
         args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
         n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
+        epochs=args.epochs,
     )
     if result.history:
         last = result.history[-1]
@@ -64,7 +65,7 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
     result = train_registration(
         args.out, args.similarity, args.moving, args.target, dim=args.dim, profile=args.profile,
         smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
-        seed=args.seed, resume=args.resume,
+        seed=args.seed, resume=args.resume, epochs=args.epochs,
     )
     if result.history:
         last = result.history[-1]
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                    "other work shares the cores)")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
     p.set_defaults(func=_cmd_train_evaluator)
 
     p = sub.add_parser("train-registration", help="train VoxelMorph with a similarity (Eq. 6 + 7)")
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
     p.set_defaults(func=_cmd_train_registration)
 
     p = sub.add_parser("register", help="register MOVING onto TARGET (classic optimisation, Eq. 1)")

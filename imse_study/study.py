@@ -59,10 +59,13 @@ class Experiment:
         return out
 
 
-# Later experiments (registration, ...) add themselves here.
 EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("00_data"),
     Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
+    Experiment("02_register", modalities=("t1t2", "ctmr")),
+    Experiment("03_traditional", modalities=("t1t2", "ctmr")),
+    # Table 3 is trained for CT-MR only in the quick profile (the paper's mr_to_ct row)
+    Experiment("06_shuffle_remap_ablation", modalities=("ctmr",)),
 )
 
 # Modality pairs: the evaluator's modality (the paper trains on T1 for T1-T2 and on CT for CT-MR),

@@ -18,12 +18,14 @@ import pytest
 from imse_study import study
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE_RUNS = [(e.stem, name, params) for e in study.select(["00_data", "01_evaluator"]) for name, params in e.runs()]
+SMOKE_RUNS = [(e.stem, name, params) for e in study.select(None) for name, params in e.runs()]
 
 
 def test_experiment_grid_names():
     runs = dict((name, params) for _, name, params in SMOKE_RUNS)
-    assert runs == {"00_data": {}, "01_evaluator_t1t2": {"modality": "t1t2"}, "01_evaluator_ctmr": {"modality": "ctmr"}}
+    assert {"00_data": {}, "01_evaluator_t1t2": {"modality": "t1t2"}, "01_evaluator_ctmr": {"modality": "ctmr"},
+            "02_register_ctmr": {"modality": "ctmr"}}.items() <= runs.items()
+    assert all((REPO / "notebooks" / f"{e.stem}.ipynb").exists() for e in study.EXPERIMENT_LIST)
     assert study.Experiment("02_register", ("ctmr",), (2, 3)).runs()[1] == ("02_register_ctmr_3d", {"modality": "ctmr", "dim": 3})
 
 
@@ -68,7 +70,7 @@ def test_retitle_adds_the_parameter_set(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_notebooks(tmp_path_factory):
-    """Every 00/01 notebook x parameter set in the smoke profile, executed once for this module."""
+    """Every notebook x parameter set in the smoke profile, executed once for this module."""
     out = tmp_path_factory.mktemp("experiments")
     timings, records, begin = {}, [], time.perf_counter()
     for stem, name, params in SMOKE_RUNS:
@@ -95,6 +97,20 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
         nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
         assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {}), \
             "the slice viewer's widget state must be stored for the static book"
+    if name.startswith("02_register"):
+        from imse_study.registration.catalogue import NETWORK_METHODS
+
+        assert set(results["method"]) == {"initial", *NETWORK_METHODS}
+        assert set(results["direction"]) == ({"t1->t2", "t2->t1"} if name.endswith("t1t2") else {"ct->t1", "t1->ct"})
+        assert results["dice"].between(0, 1).all() and (results["grad"].dropna() >= 0).all()
+    if name.startswith("03_traditional"):
+        assert {"paper", "multires", "tool"} <= set(results["mode"])
+        assert {"ncc", "mi", "mind", "imse", "mae", "ants", "elastix"} <= set(results["method"])
+        assert set(results["kind"]) == {"multi-modal", "single-modal"}
+    if name.startswith("06_shuffle_remap"):
+        registration = results[results["metric_kind"] == "registration"]
+        assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(registration["method"])
+        assert results.loc[results["metric_kind"] == "ranking", "auc"].between(0, 1).all()
 
 
 @pytest.mark.integration
@@ -118,6 +134,8 @@ def test_book_builds_with_experiment_pages(smoke_notebooks, tmp_path):
     evaluator = (html / "experiments" / "01_evaluator_t1t2.html").read_text()
     assert "(T1-T2)" in evaluator and "(CT-MR)" in (html / "experiments" / "01_evaluator_ctmr.html").read_text()
     assert "paper (Table 5)" in evaluator
+    register = (html / "experiments" / "02_register_ctmr.html").read_text()
+    assert "Dice (paper)" in register and "imse_sr" in register
     assert "jupyter-widgets/embed-amd.js" in evaluator and "widget-state+json" in evaluator
     for page in ("intro", "data", "claims", "reproducibility"):
         assert (html / f"{page}.html").exists()

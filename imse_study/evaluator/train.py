@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +162,7 @@ def train_evaluator(
     dataset: str = "phantom",
     root: str | None = None,
     stop_after_epochs: int | None = None,
+    epochs: int | None = None,
     progress: bool = True,
     device: str | None = None,
 ) -> TrainResult:
@@ -176,6 +177,10 @@ def train_evaluator(
         raise ValueError(f"n_range must satisfy 1 <= min <= max, got {n_range}")
     prof = get_profile(profile)
     cfg = prof.evaluator(dim)
+    if epochs is not None:  # a shorter or longer budget than the profile's
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        cfg = replace(cfg, epochs=int(epochs))
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
@@ -193,7 +198,8 @@ def train_evaluator(
         normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
         else "mr: 0.5-99.5 percentiles -> [-1, 1]",
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
-        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root),
+        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root,
+                                                    epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -228,7 +234,8 @@ def train_evaluator(
             row.update(_validate(unwrap(model), val, noise, n_range))
             meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
             record_epoch(out, save_checkpoint, model, optimizer, meta, history, row, step, epoch, elapsed)
-            bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            if progress:
+                bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
             dist.barrier()
     bar.close()
@@ -238,13 +245,15 @@ def train_evaluator(
     return TrainResult(checkpoint=final, model=unwrap(model), steps=step, history=history)
 
 
-def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root) -> str:
+def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root, epochs=None) -> str:
     """The ``imse-study train-evaluator`` command line that reproduces a run."""
     args = ["imse-study", "train-evaluator", "--dataset", dataset, "--modality", modality, "--dim", str(dim),
             "--profile", profile, "--noise", noise, "--n-range", str(n_range[0]), str(n_range[1]),
             "--seed", str(seed), "--out", str(out)]
     if root:
         args += ["--root", str(root)]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
     return shlex.join(args)
 
 

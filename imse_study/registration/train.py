@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,17 @@ def train_registration(
     seed: int = 0,
     resume: bool = False,
     stop_after_epochs: int | None = None,
+    epochs: int | None = None,
     progress: bool = True,
     device: str | None = None,
 ) -> RegistrationTrainResult:
     """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``."""
     prof = get_profile(profile)
     cfg = prof.registration(dim)
+    if epochs is not None:  # a shorter or longer budget than the profile's
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        cfg = replace(cfg, epochs=int(epochs))
     options = dict(similarity_options or {})
     out = Path(out)
     rank, world = distributed()
@@ -141,7 +146,7 @@ def train_registration(
         bidirectional=bidirectional, integration_steps=cfg.integration_steps,
         similarity_options=_serialisable(options), seed=seed,
         command=_command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                         options, bidirectional, seed),
+                         options, bidirectional, seed, epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -203,7 +208,8 @@ def _resolve_translator(options: dict[str, Any], moving: str, target: str, bidir
     return {**options, "translator": translator}
 
 
-def _command(out, similarity, moving, target, dim, profile, smooth_weight, options, bidirectional, seed) -> str:
+def _command(out, similarity, moving, target, dim, profile, smooth_weight, options, bidirectional, seed,
+             epochs=None) -> str:
     args = ["imse-study", "train-registration", "--similarity", similarity, "--moving", moving, "--target", target,
             "--dim", str(dim), "--profile", profile, "--smooth-weight", str(smooth_weight), "--seed", str(seed),
             "--out", str(out)]
@@ -211,6 +217,8 @@ def _command(out, similarity, moving, target, dim, profile, smooth_weight, optio
         args += [f"--{key.replace('_', '-')}", str(value)]
     if bidirectional:
         args.append("--bidirectional")
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
     return shlex.join(args)
 
 

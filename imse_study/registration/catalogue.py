@@ -1,0 +1,304 @@
+"""The learned-registration rows of the paper's Table 2: which network each method is, and the table.
+
+Every method is a VoxelMorph (Eq. 6) trained with one similarity plus the smoothness term (Eq. 7);
+the methods differ only in the similarity (section 4.2):
+
+=========  ===================================================================================
+ncc        local NCC (window 9, VoxelMorph's NCC; :class:`~imse_study.registration.similarity.LNCC`)
+mi         MONAI's global mutual information
+mind       MIND-SSC, L1 between descriptors
+cyclegan   MAE after translating the moving image with a CycleGAN generator (Eq. 3-4)
+reggan     the same with a RegGAN generator
+imse_bc    IMSE with an evaluator trained with the Bezier histogram shift (the paper's IMSE(BC))
+imse_sr    IMSE with an evaluator trained with Shuffle Remap (the paper's method)
+=========  ===================================================================================
+
+:func:`obtain_network` finds a method's network: the shipped one (:mod:`imse_study.zoo`, quick
+profile) unless ``train`` is set or the profile is ``smoke``, in which case it trains one (and the
+evaluator or translator it needs) in a work folder. :func:`registration_table` runs every method on
+the test pairs of both directions of a modality pair and returns the tidy table of
+:func:`~imse_study.registration.evaluate.evaluate`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from imse_study.registration.evaluate import (
+    direction_name,
+    evaluate,
+    make_test_pairs,
+    network_registrar,
+)
+
+NETWORK_METHODS = ("ncc", "mi", "mind", "cyclegan", "reggan", "imse_bc", "imse_sr")
+TRANSLATOR_METHODS = ("cyclegan", "reggan")
+# modality pair -> (moving, target) of the first direction; mr = the phantom's T1 for CT-MR
+PAIR_DIRECTIONS = {"t1t2": ("t1", "t2"), "ctmr": ("ct", "t1")}
+# our direction -> the paper's Table 2 row
+PAPER_ROWS = {"t1->t2": "t1_to_t2", "t2->t1": "t2_to_t1", "ct->t1": "ct_to_mr", "t1->ct": "mr_to_ct"}
+
+
+@dataclass
+class MethodNetwork:
+    """One method's network for one direction (``model`` None when it is not available)."""
+
+    method: str
+    moving: str
+    target: str
+    model: torch.nn.Module | None
+    source: str  # where it came from (shipped file, trained here, or why it is missing)
+    command: str  # the command that trains it
+
+
+def directions(modality: str) -> list[tuple[str, str]]:
+    """Both directions (moving, target) of a modality pair ``t1t2`` or ``ctmr``."""
+    try:
+        moving, target = PAIR_DIRECTIONS[modality]
+    except KeyError:
+        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(PAIR_DIRECTIONS)}") from None
+    return [(moving, target), (target, moving)]
+
+
+def evaluator_modality(moving: str, target: str) -> str:
+    """The modality the pair's evaluator is trained on: CT for CT-MR, T1 for T1-T2 (as the paper)."""
+    return "ct" if "ct" in (moving, target) else "t1"
+
+
+def evaluator_name(method: str, moving: str, target: str, dim: int = 2) -> str:
+    """Shipped evaluator for ``imse_sr`` (``phantom-<m>-<dim>d``) or ``imse_bc`` (``...-bc``)."""
+    if method not in ("imse_sr", "imse_bc"):
+        raise ValueError(f"{method!r} uses no evaluator")
+    return f"phantom-{evaluator_modality(moving, target)}-{dim}d" + ("-bc" if method == "imse_bc" else "")
+
+
+def similarity_of(method: str) -> str:
+    """The similarity name (:func:`imse_study.registration.similarity`) a method trains with."""
+    if method not in NETWORK_METHODS:
+        raise ValueError(f"unknown method {method!r}: choose from {', '.join(NETWORK_METHODS)}")
+    return {"ncc": "lncc", "cyclegan": "translated_mae", "reggan": "translated_mae",
+            "imse_bc": "imse", "imse_sr": "imse"}.get(method, method)
+
+
+def train_command(method: str, moving: str, target: str, dim: int, profile: str) -> str:
+    """The shell command(s) that train a method's network like the shipped one."""
+    base = (f"imse-study train-registration --similarity {similarity_of(method)} --moving {moving} --target {target} "
+            f"--dim {dim} --profile {profile}")
+    if method in TRANSLATOR_METHODS:
+        run = f"runs/{method}-{moving}-{target}"
+        return (f"imse-study train-translator --kind {method} --source {moving} --target {target} --dim {dim} "
+                f"--profile {profile} --out {run} && {base} --translator {run}/translator.pt --epochs 4 "
+                f"--out runs/vm-{moving}-{target}-{method}")
+    extra = f" --evaluator {evaluator_name(method, moving, target, dim)}" if method.startswith("imse") else ""
+    return f"{base}{extra} --bidirectional --out runs/vm-{moving}-{target}-{method}"
+
+
+def _shipped_evaluator(name: str) -> bool:
+    from imse_study.evaluator.pretrained import available_pretrained
+
+    return name in available_pretrained()
+
+
+def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
+                   use_shipped: bool, progress: bool) -> str:
+    name = evaluator_name(method, moving, target, dim)
+    if use_shipped and _shipped_evaluator(name):
+        return name
+    from imse_study.evaluator.train import train_evaluator
+
+    out = work / f"evaluator-{name}"
+    if not (out / "evaluator.pt").exists():
+        noise = "bezier" if method == "imse_bc" else "shuffle_remap"
+        train_evaluator(out, evaluator_modality(moving, target), dim, profile, noise=noise, seed=seed,
+                        progress=progress)
+    return str(out / "evaluator.pt")
+
+
+def _translator_for(kind: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
+                    use_shipped: bool, progress: bool) -> str:
+    from imse_study.zoo import translator_path
+
+    if use_shipped and (path := translator_path(kind, moving, target, dim, profile)) is not None:
+        return str(path)
+    from imse_study.baselines.translator import train_translator
+
+    out = work / f"{kind}-{moving}-{target}"
+    if not (out / "translator.pt").exists():
+        train_translator(kind, moving, target, out, dim=dim, profile=profile, seed=seed, progress=progress)
+    return str(out / "translator.pt")
+
+
+def obtain_network(
+    method: str, moving: str, target: str, dim: int = 2, profile: str = "quick", train: bool = False,
+    work_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
+) -> MethodNetwork:
+    """The registration network of ``method`` for ``moving -> target``.
+
+    Shipped networks (quick profile) are used unless ``train`` is set or the profile is ``smoke``.
+    Otherwise the network is trained in ``work_dir`` (a temporary folder by default) together with
+    the evaluator or translator it needs; a network already trained there is reused, so both
+    directions of a bidirectional method cost one training. In the quick and paper profiles a
+    method with no shipped network is returned with ``model=None`` unless ``train`` is set:
+    training all of Table 2 takes hours on a CPU, so a notebook should not start that silently.
+    """
+    from imse_study.registration.train import load_network, train_registration
+    from imse_study.zoo import network_path
+
+    similarity_name = similarity_of(method)
+    command = train_command(method, moving, target, dim, profile)
+    use_shipped = not train and profile != "smoke"
+    if use_shipped:
+        path = network_path(method, moving, target, dim, profile)
+        if path is not None:
+            model, meta = load_network(path)
+            return MethodNetwork(method, moving, target, model, f"shipped `{path.name}` ({meta.steps} steps)", command)
+        if profile != "smoke":
+            return MethodNetwork(method, moving, target, None, "not shipped for this profile", command)
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table2-"))
+    bidirectional = method not in TRANSLATOR_METHODS
+    for a, b in ((moving, target), (target, moving)) if bidirectional else ((moving, target),):
+        done = work / f"vm-{a}-{b}-{method}" / "network.pt"
+        if done.exists():
+            model, meta = load_network(done)
+            return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
+    options: dict[str, Any] = {}
+    if method.startswith("imse"):
+        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, use_shipped, progress)
+    if method in TRANSLATOR_METHODS:
+        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, use_shipped, progress)
+    out = work / f"vm-{moving}-{target}-{method}"
+    result = train_registration(out, similarity_name, moving, target, dim=dim, profile=profile,
+                                similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress)
+    model, meta = load_network(result.checkpoint)
+    return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
+
+
+def registration_table(
+    modality: str, dim: int = 2, profile: str = "quick", methods: tuple[str, ...] = NETWORK_METHODS,
+    train: bool = False, work_dir: str | Path | None = None, limit: int | None = None, seed: int = 0,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 2 for one modality pair, both directions: (tidy per-pair results, the networks used).
+
+    The tidy table has :func:`~imse_study.registration.evaluate.evaluate`'s columns plus
+    ``modality_pair``; ``initial`` rows are the pairs before registration. Methods whose network is
+    not available are absent from it and listed in the second table with the command to train them.
+    """
+    unknown = [m for m in methods if m not in NETWORK_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}: choose from {', '.join(NETWORK_METHODS)}")
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table2-"))
+    tables, used = [], []
+    for moving, target in directions(modality):
+        pairs = make_test_pairs(moving, target, "test", dim, profile, limit=limit)
+        registrars = {}
+        for method in methods:
+            net = obtain_network(method, moving, target, dim, profile, train, work, seed, progress)
+            used.append({"method": method, "direction": direction_name(moving, target), "network": net.source,
+                         "available": net.model is not None, "train_command": net.command})
+            if net.model is not None:
+                registrars[method] = network_registrar(net.model)
+        tables.append(evaluate(registrars, pairs, include_initial=True, progress=progress))
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(0, "modality_pair", modality)
+    return table, pd.DataFrame(used)
+
+
+def _mean_std(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+
+
+def _paper_value(entry: dict | None, key: str) -> str:
+    if not entry or key not in entry:
+        return "–"
+    value = entry[key]
+    return f"{value[0]:.2f} ± {value[1]:.2f}" if isinstance(value, list) else f"{value:g}"
+
+
+def paper_comparison(table: pd.DataFrame, paper: dict, dim: int = 2, section: str = "table2_registration") -> pd.DataFrame:
+    """Ours (mean ± std over test pairs) beside the paper's Table 2 (or 4) for every direction and method."""
+    rows = []
+    for (direction, method), group in table.groupby(["direction", "method"], sort=False):
+        row_name = PAPER_ROWS.get(direction, direction.replace("->", "_to_"))
+        entry = paper.get(section, {}).get(row_name, {}).get(method, {})
+        entry = entry.get(f"{dim}d", entry) if isinstance(entry, dict) else {}
+        rows.append({
+            "direction": direction, "paper row": row_name, "method": method,
+            "Dice (ours)": _mean_std(group["dice"]), "Dice (paper)": _paper_value(entry, "dice"),
+            "HD95 mm (ours)": _mean_std(group["hd95"]), "HD95 (paper)": _paper_value(entry, "hd95"),
+            "grad (ours)": _mean_std(group["grad"]) if group["grad"].notna().any() else "–",
+            "grad (paper)": _paper_value(entry, "grad"),
+            "seconds / pair": f"{group['seconds'].mean():.3f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def claim_check(table: pd.DataFrame, method: str = "imse_sr") -> pd.DataFrame:
+    """Per direction: does ``method`` beat every other method on Dice, HD95 and smoothness?
+
+    Compares means over the test pairs (``initial`` excluded); ``best_other_*`` names the strongest
+    competitor. The paper's claim (section 4.3) is True in every column.
+    """
+    rows = []
+    for direction, group in table[table["method"] != "initial"].groupby("direction", sort=False):
+        means = group.groupby("method")[["dice", "hd95", "grad"]].mean()
+        if method not in means.index or len(means) < 2:
+            continue
+        others = means.drop(index=method)
+        ours = means.loc[method]
+        rows.append({
+            "direction": direction,
+            f"{method}_dice": ours["dice"], "best_other_dice": others["dice"].max(),
+            "best_other_dice_method": others["dice"].idxmax(),
+            "beats_all_dice": bool(ours["dice"] > others["dice"].max()),
+            f"{method}_hd95": ours["hd95"], "best_other_hd95": others["hd95"].min(),
+            "beats_all_hd95": bool(ours["hd95"] < others["hd95"].min()),
+            f"{method}_grad": ours["grad"], "smoothest_other_grad": others["grad"].min(),
+            "smoothest": bool(ours["grad"] < others["grad"].min()),
+            "rank_dice": int((means["dice"] > ours["dice"]).sum() + 1), "methods": len(means),
+        })
+    return pd.DataFrame(rows)
+
+
+def table2_reading(claims: pd.DataFrame, networks: pd.DataFrame, profile: str) -> str:
+    """A short Markdown reading of the registration table, written from the numbers."""
+    lines = []
+    missing = networks[~networks["available"]]
+    if profile == "smoke":
+        lines.append("*Smoke profile: every network here was trained for a few steps on 48 × 48 images, so the "
+                     "numbers only show that the page works; read the quick-profile page for results.*\n")
+    for _, row in claims.iterrows():
+        verdict = "holds" if row["beats_all_dice"] and row["beats_all_hd95"] and row["smoothest"] else "does not hold"
+        lines.append(
+            f"- **{row['direction']}**: IMSE(SR) Dice {row['imse_sr_dice']:.3f} ranks {row['rank_dice']} of "
+            f"{row['methods']} methods (best other: {row['best_other_dice_method']}, {row['best_other_dice']:.3f}); "
+            f"HD95 {row['imse_sr_hd95']:.2f} mm vs best other {row['best_other_hd95']:.2f} mm; ||∇φ|| "
+            f"{row['imse_sr_grad']:.4f} vs smoothest other {row['smoothest_other_grad']:.4f}. The paper's claim "
+            f"(IMSE(SR) best on Dice and HD95 with a smoother field) **{verdict}** here."
+        )
+    if claims.empty:
+        lines.append("IMSE(SR) or its competitors are missing, so the paper's claim cannot be checked on this page.")
+    if not missing.empty:
+        names = ", ".join(sorted(set(missing["method"])))
+        lines.append(f"\nNot available in this run (no shipped network for profile `{profile}`): {names}; the "
+                     "table above lists the commands that train them.")
+    return "\n".join(lines)
+
+
+def dice_by_label(table: pd.DataFrame) -> pd.DataFrame:
+    """Long table of per-label Dice (columns ``dice_<label>``) for plots."""
+    label_cols = [c for c in table.columns if c.startswith("dice_")]
+    long = table.melt(id_vars=["direction", "method", "pair"], value_vars=label_cols, var_name="label",
+                      value_name="label_dice")
+    long["label"] = long["label"].str.removeprefix("dice_")
+    return long[np.isfinite(long["label_dice"])]

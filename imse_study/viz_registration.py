@@ -1,0 +1,76 @@
+"""Figures for the registration pages (Tables 2-4, Figure 5): metric distributions and label contours."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from imse_study.viz import _contours, _np, _off
+from imse_study.warp import warp
+
+__all__ = ["contour_figure", "register_examples", "registration_boxplots", "registration_viewer_cases"]
+
+
+def registration_boxplots(table: pd.DataFrame, metrics: tuple[str, ...] = ("dice", "hd95")) -> plt.Figure:
+    """One panel per metric: the per-pair distribution for every method, directions side by side."""
+    order = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        data = table[np.isfinite(table[metric])]
+        sns.boxplot(data=data, x="method", y=metric, hue="direction", order=order, ax=ax, fliersize=2, linewidth=0.8)
+        ax.set_xlabel("")
+        ax.set_ylabel({"dice": "Dice (mean over labels)", "hd95": "HD95 (mm)"}.get(metric, metric))
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=8, title=None)
+    fig.tight_layout()
+    return fig
+
+
+def register_examples(networks: dict[str, torch.nn.Module], moving: torch.Tensor, target: torch.Tensor,
+                      moving_labels: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Warped image, warped labels and field of every network on a batch of pairs (N, 1, *S)."""
+    out = {"initial": {"warped": moving, "labels": moving_labels, "field": torch.zeros(
+        moving.shape[0], moving.dim() - 2, *moving.shape[2:])}}
+    with torch.no_grad():
+        for name, net in networks.items():
+            field = net(moving, target)
+            out[name] = {"warped": warp(moving, field), "labels": warp(moving_labels.float(), field, mode="nearest"),
+                         "field": field}
+    return out
+
+
+def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
+                   item: int = 0) -> plt.Figure:
+    """Figure 5 style: the target with its label contours (yellow) and each method's warped labels (red)."""
+    names = list(results)
+    fig, axes = plt.subplots(2, len(names), figsize=(2.1 * len(names), 4.4), squeeze=False)
+    tgt = _np(target[item, 0])
+    tgt_labels = _np(target_labels[item, 0]).astype(int)
+    for col, name in enumerate(names):
+        warped = _np(results[name]["warped"][item, 0])
+        labels = _np(results[name]["labels"][item, 0]).astype(int)
+        axes[0, col].imshow(warped, cmap="gray", vmin=-1, vmax=1)
+        axes[0, col].set_title(name, fontsize=9)
+        axes[1, col].imshow(tgt, cmap="gray", vmin=-1, vmax=1)
+        _contours(axes[1, col], tgt_labels, colour="#ffeb3b", linewidth=0.5)
+        _contours(axes[1, col], labels, colour="#ff1744", linewidth=0.6)
+        for ax in axes[:, col]:
+            _off(ax)
+    axes[0, 0].set_ylabel("warped moving", fontsize=9)
+    axes[1, 0].set_ylabel("target; yellow: target labels,\nred: warped labels", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def registration_viewer_cases(target: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
+                              count: int) -> dict[str, dict[str, np.ndarray]]:
+    """Cases for :func:`imse_study.viz.slice_viewer`: per method the target beside the warped moving
+    image with the warped labels' contours (no error overlay)."""
+    def squeeze(x):
+        return _np(x[:count])[:, 0]
+
+    return {name: {"reference": squeeze(target), "other": squeeze(r["warped"]), "error": None,
+                   "labels": squeeze(r["labels"]).astype(int)} for name, r in results.items()}

@@ -1,0 +1,161 @@
+"""Trained networks shipped with the package: registration networks and translators of the study.
+
+The study's quick-profile notebooks load these instead of retraining (the training runs of the
+whole Table 2 take hours on 2 CPU cores); every file has a ``.json`` beside it with its metadata,
+including the exact command that reproduces it, and ``README.md`` here lists them. The smoke
+profile never uses them: it trains tiny networks in seconds so that the training code is exercised.
+
+Names:
+
+* registration networks: ``vm-<moving>-<target>-<method>-<dim>d.pt`` (a network trained with
+  ``--bidirectional`` serves both directions);
+* translators: ``<kind>-<source>-<target>-<dim>d.pt`` (kind ``cyclegan`` or ``reggan``).
+
+Evaluators stay in :mod:`imse_study.evaluator.pretrained` (``phantom-<modality>-<dim>d[-<variant>]``).
+Ship a finished run with ``python -m imse_study.zoo RUN_DIR [RUN_DIR ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ZOO_DIR = Path(__file__).resolve().parent
+
+__all__ = ["ZOO_DIR", "available", "export_cyclegan_back", "network_path", "ship_run", "translator_path"]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def available(kind: str = "all") -> list[str]:
+    """Names (file stems) of the shipped files: ``kind`` = ``network``, ``translator`` or ``all``."""
+    stems = sorted(p.stem for p in ZOO_DIR.glob("*.pt"))
+    if kind == "network":
+        return [s for s in stems if s.startswith("vm-")]
+    if kind == "translator":
+        return [s for s in stems if not s.startswith("vm-")]
+    return stems
+
+
+def network_path(method: str, moving: str, target: str, dim: int = 2, profile: str = "quick") -> Path | None:
+    """The shipped registration network for ``method`` and ``moving -> target``, or None.
+
+    A network trained in the other direction serves when it was trained bidirectionally. Only
+    networks of the asked ``profile`` (image size) are returned.
+    """
+    for a, b in ((moving, target), (target, moving)):
+        path = ZOO_DIR / f"vm-{a}-{b}-{method}-{dim}d.pt"
+        if not path.exists():
+            continue
+        meta = _read_json(path.with_suffix(".json"))
+        if meta.get("profile") != profile:
+            continue
+        if (a, b) == (moving, target) or meta.get("bidirectional"):
+            return path
+    return None
+
+
+def translator_path(kind: str, source: str, target: str, dim: int = 2, profile: str = "quick") -> Path | None:
+    """The shipped ``kind`` translator ``source -> target``, or None."""
+    path = ZOO_DIR / f"{kind}-{source}-{target}-{dim}d.pt"
+    if path.exists() and _read_json(path.with_suffix(".json")).get("profile") == profile:
+        return path
+    return None
+
+
+def _copy_pair(src: Path, name: str) -> Path:
+    dest = ZOO_DIR / f"{name}.pt"
+    shutil.copyfile(src, dest)
+    shutil.copyfile(src.with_suffix(".json"), dest.with_suffix(".json"))
+    log = src.parent / "log.csv"
+    if log.exists():
+        shutil.copyfile(log, ZOO_DIR / f"{name}.log.csv")
+    return dest
+
+
+def export_cyclegan_back(run_dir: str | Path, out: str | Path) -> Path:
+    """Write CycleGAN's second generator (target -> source) of a finished run as a translator file.
+
+    CycleGAN trains both directions at once; the run's ``translator.pt`` keeps G (source -> target)
+    and ``last.pt`` holds F as well. The exported file has the source and target swapped.
+    """
+    from imse_study.baselines.translator import (
+        Translator,
+        TranslatorMeta,
+        save_translator,
+    )
+
+    run_dir = Path(run_dir)
+    payload = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    meta = TranslatorMeta.from_dict(payload["meta"])
+    if meta.kind != "cyclegan":
+        raise ValueError(f"{run_dir} is a {meta.kind} run; only CycleGAN has a second generator")
+    state = payload.get("train_state") or {}
+    if "models" not in state or "generator_back" not in state["models"]:
+        raise ValueError(f"{run_dir}/last.pt holds no training state with the second generator")
+    model = Translator(meta.dim, meta.width, meta.n_blocks)
+    model.load_state_dict(state["models"]["generator_back"])
+    meta.source, meta.target = meta.target, meta.source
+    meta.extra = {**meta.extra, "note": f"the second generator (F) of the CycleGAN run `{meta.command}`"}
+    meta.extra.pop("validation", None)
+    return save_translator(out, model, meta)
+
+
+def ship_run(run_dir: str | Path) -> list[Path]:
+    """Copy a finished training run (registration network or translator) into the zoo."""
+    run_dir = Path(run_dir)
+    if (run_dir / "network.pt").exists():
+        meta = _read_json(run_dir / "network.json")
+        method = meta.get("extra", {}).get("method") or _network_method(meta)
+        name = f"vm-{meta['moving_modality']}-{meta['target_modality']}-{method}-{meta['dim']}d"
+        return [_copy_pair(run_dir / "network.pt", name)]
+    if (run_dir / "translator.pt").exists():
+        meta = _read_json(run_dir / "translator.json")
+        shipped = [_copy_pair(run_dir / "translator.pt", f"{meta['kind']}-{meta['source']}-{meta['target']}-{meta['dim']}d")]
+        if meta["kind"] == "cyclegan":
+            back = ZOO_DIR / f"cyclegan-{meta['target']}-{meta['source']}-{meta['dim']}d.pt"
+            shipped.append(export_cyclegan_back(run_dir, back))
+        return shipped
+    raise ValueError(f"{run_dir} holds neither a finished registration network (network.pt) nor a translator "
+                     "(translator.pt); is the training finished?")
+
+
+def _network_method(meta: dict[str, Any]) -> str:
+    """The study's method name of a registration network from its similarity and options."""
+    sim, options = meta["similarity"], meta.get("similarity_options", {})
+    if sim == "lncc":
+        return "ncc"
+    if sim == "imse":
+        evaluator = str(options.get("evaluator", ""))
+        return "imse_bc" if "bc" in Path(evaluator).parent.name or evaluator.endswith("-bc") else "imse_sr"
+    if sim == "translated_mae":
+        translator = Path(str(options.get("translator", "")))
+        return translator.name.split("-")[0] if translator.name.startswith(("cyclegan", "reggan")) else \
+            translator.parent.name.split("-")[0]
+    return sim
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imse_study.zoo", description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished run folders to ship")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        try:
+            for path in ship_run(run):
+                print(f"shipped {path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+        except (ValueError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
