@@ -263,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     write_run_log(args.out, records, args.profile, wall)
     print(f"{len(records)} notebook(s) in {wall:.1f} s -> {args.out}")
+    if args.out.resolve() == EXPERIMENTS.resolve():
+        from imse_study.claims import write_claims
+
+        print(f"claims page rewritten from the CSVs: {write_claims(args.out)}")
     if not args.no_build:
         if args.out.resolve().is_relative_to(BOOK.resolve()):
             build_book(BOOK)
