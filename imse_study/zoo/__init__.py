@@ -143,6 +143,43 @@ def _network_method(meta: dict[str, Any]) -> str:
     return sim
 
 
+def _last_log_row(stem: str) -> dict[str, Any]:
+    import csv
+
+    path = ZOO_DIR / f"{stem}.log.csv"
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(path.open()))
+    return rows[-1] if rows else {}
+
+
+def write_readme() -> Path:
+    """``README.md`` of the zoo: every shipped file, its budget, last validation figures and command."""
+    lines = ["# Shipped networks (the study's quick profile)", "",
+             "Written by `python -m imse_study.zoo` from the files' metadata. Each `.pt` has a `.json` with "
+             "its metadata and a `.log.csv` with the training log. Registration networks: validation Dice "
+             "(held-out subjects, fixed random misalignments) before and after. Translators: validation "
+             "NMAE / SSIM of the generator (CycleGAN's second generator F has no log of its own).", "",
+             "| file | kind | trained | validation | train seconds | reproduce with |", "|---|---|---|---|---|---|"]
+    for stem in available():
+        meta = _read_json(ZOO_DIR / f"{stem}.json")
+        last = _last_log_row(stem)
+        if stem.startswith("vm-"):
+            kind = f"VoxelMorph, {meta['similarity']}" + (", bidirectional" if meta.get("bidirectional") else "")
+            val = (f"Dice {float(last['val_dice_initial']):.3f} → {float(last['val_dice']):.3f}"
+                   if "val_dice" in last else "–")
+        else:
+            kind = f"{meta['kind']} {meta['source']} → {meta['target']}"
+            val = (f"NMAE {float(last['val_nmae']):.3f}, SSIM {float(last['val_ssim']):.2f}"
+                   if "val_nmae" in last else "–")
+        seconds = meta.get("extra", {}).get("train_seconds", "–")
+        lines.append(f"| `{stem}` | {kind} | {meta.get('steps', '?')} steps, {meta.get('profile')} | {val} | "
+                     f"{seconds} | `{meta.get('command', '')}` |")
+    path = ZOO_DIR / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.zoo", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished run folders to ship")
@@ -154,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    print(f"listed in {write_readme()}")
     return 0
 
 
