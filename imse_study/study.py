@@ -44,6 +44,7 @@ class Experiment:
     modalities: tuple[str, ...] = ()
     dims: tuple[int, ...] = ()
     extra: dict = field(default_factory=dict)  # fixed parameters for every run
+    extra_by_dim: dict = field(default_factory=dict)  # {dim: parameters} for the runs of one dim
 
     def runs(self) -> list[tuple[str, dict]]:
         """(output stem, parameters) for every point of the grid."""
@@ -53,8 +54,9 @@ class Experiment:
                 name, params = self.stem, dict(self.extra)
                 if modality is not None:
                     name, params["modality"] = f"{name}_{modality}", modality
-                if dim is not None:
-                    name, params["dim"] = f"{name}_{dim}d", dim
+                if dim is not None:  # 2D is every notebook's default: only other dims name the page
+                    name, params["dim"] = (f"{name}_{dim}d" if dim != 2 else name), dim
+                    params.update(self.extra_by_dim.get(dim, {}))
                 out.append((name, params))
         return out
 
