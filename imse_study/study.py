@@ -66,6 +66,8 @@ EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
     Experiment("02_register", modalities=("t1t2", "ctmr")),
     Experiment("03_traditional", modalities=("t1t2", "ctmr")),
+    Experiment("04_translation", modalities=("t1t2", "ctmr")),
+    Experiment("05_spatial_error", modalities=("t1t2", "ctmr")),
     # Table 3 is trained for CT-MR only in the quick profile (the paper's mr_to_ct row)
     Experiment("06_shuffle_remap_ablation", modalities=("ctmr",)),
 )

@@ -107,6 +107,14 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
         assert {"paper", "multires", "tool"} <= set(results["mode"])
         assert {"ncc", "mi", "mind", "imse", "mae", "ants", "elastix"} <= set(results["method"])
         assert set(results["kind"]) == {"multi-modal", "single-modal"}
+    if name.startswith("04_translation"):
+        assert {"imse", "cyclegan", "reggan"} <= set(results["method"])
+        assert results["ssim"].between(-1, 1).all()
+    if name.startswith("05_spatial_error"):
+        correlations = pd.read_csv(out / f"{name}_correlations.csv")
+        spearman = correlations[correlations["correlation"] == "spearman"].set_index("method")
+        assert {"IMSE", "CycleGAN", "RegGAN"} <= set(spearman.index)
+        assert ((spearman["low"] <= spearman["r"]) & (spearman["r"] <= spearman["high"])).all()
     if name.startswith("06_shuffle_remap"):
         registration = results[results["metric_kind"] == "registration"]
         assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(registration["method"])
