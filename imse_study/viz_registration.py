@@ -43,24 +43,30 @@ def register_examples(networks: dict[str, torch.nn.Module], moving: torch.Tensor
 
 
 def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
-                   item: int = 0) -> plt.Figure:
-    """Figure 5 style: the target with its label contours (yellow) and each method's warped labels (red)."""
+                   item: int = 0, labels: tuple[int, ...] = (3, 4, 5)) -> plt.Figure:
+    """Figure 5 style: the target with its label contours (yellow) and each method's warped labels (red).
+
+    Only ``labels`` are outlined (default white matter, ventricles and skull: all six at once hide the image).
+    """
     names = list(results)
     fig, axes = plt.subplots(2, len(names), figsize=(2.1 * len(names), 4.4), squeeze=False)
     tgt = _np(target[item, 0])
-    tgt_labels = _np(target_labels[item, 0]).astype(int)
+    def keep(lab: np.ndarray) -> np.ndarray:
+        return np.where(np.isin(lab, labels), lab, 0)
+
+    tgt_labels = keep(_np(target_labels[item, 0]).astype(int))
     for col, name in enumerate(names):
         warped = _np(results[name]["warped"][item, 0])
-        labels = _np(results[name]["labels"][item, 0]).astype(int)
+        warped_labels = keep(_np(results[name]["labels"][item, 0]).astype(int))
         axes[0, col].imshow(warped, cmap="gray", vmin=-1, vmax=1)
         axes[0, col].set_title(name, fontsize=9)
         axes[1, col].imshow(tgt, cmap="gray", vmin=-1, vmax=1)
         _contours(axes[1, col], tgt_labels, colour="#ffeb3b", linewidth=0.5)
-        _contours(axes[1, col], labels, colour="#ff1744", linewidth=0.6)
+        _contours(axes[1, col], warped_labels, colour="#ff1744", linewidth=0.7)
         for ax in axes[:, col]:
             _off(ax)
     axes[0, 0].set_ylabel("warped moving", fontsize=9)
-    axes[1, 0].set_ylabel("target; yellow: target labels,\nred: warped labels", fontsize=8)
+    axes[1, 0].set_ylabel("target; yellow: its WM, ventricles, skull;\nred: the warped ones", fontsize=8)
     fig.tight_layout()
     return fig
 
