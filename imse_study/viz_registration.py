@@ -42,6 +42,11 @@ def register_examples(networks: dict[str, torch.nn.Module], moving: torch.Tensor
     return out
 
 
+def _middle(x: np.ndarray) -> np.ndarray:
+    """A 2D image: itself, or the middle slice (first axis) of a volume."""
+    return x[x.shape[0] // 2] if x.ndim == 3 else x
+
+
 def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
                    item: int = 0, labels: tuple[int, ...] = (3, 4, 5)) -> plt.Figure:
     """Figure 5 style: the target with its label contours (yellow) and each method's warped labels (red).
@@ -50,14 +55,14 @@ def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: d
     """
     names = list(results)
     fig, axes = plt.subplots(2, len(names), figsize=(2.1 * len(names), 4.4), squeeze=False)
-    tgt = _np(target[item, 0])
+    tgt = _middle(_np(target[item, 0]))
     def keep(lab: np.ndarray) -> np.ndarray:
         return np.where(np.isin(lab, labels), lab, 0)
 
-    tgt_labels = keep(_np(target_labels[item, 0]).astype(int))
+    tgt_labels = keep(_middle(_np(target_labels[item, 0])).astype(int))
     for col, name in enumerate(names):
-        warped = _np(results[name]["warped"][item, 0])
-        warped_labels = keep(_np(results[name]["labels"][item, 0]).astype(int))
+        warped = _middle(_np(results[name]["warped"][item, 0]))
+        warped_labels = keep(_middle(_np(results[name]["labels"][item, 0])).astype(int))
         axes[0, col].imshow(warped, cmap="gray", vmin=-1, vmax=1)
         axes[0, col].set_title(name, fontsize=9)
         axes[1, col].imshow(tgt, cmap="gray", vmin=-1, vmax=1)
@@ -74,9 +79,14 @@ def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: d
 def registration_viewer_cases(target: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
                               count: int) -> dict[str, dict[str, np.ndarray]]:
     """Cases for :func:`imse_study.viz.slice_viewer`: per method the target beside the warped moving
-    image with the warped labels' contours (no error overlay)."""
+    image with the warped labels' contours (no error overlay). 2D: the first ``count`` pairs; 3D:
+    ``count`` evenly spaced slices of the first volume."""
     def squeeze(x):
-        return _np(x[:count])[:, 0]
+        x = _np(x)
+        if x.ndim == 5:
+            depth = x.shape[2]
+            return x[0, 0, np.linspace(0, depth - 1, min(count, depth)).round().astype(int)]
+        return x[:count, 0]
 
     return {name: {"reference": squeeze(target), "other": squeeze(r["warped"]), "error": None,
                    "labels": squeeze(r["labels"]).astype(int)} for name, r in results.items()}
