@@ -110,7 +110,8 @@ def export_cyclegan_back(run_dir: str | Path, out: str | Path) -> Path:
 
 
 def ship_run(run_dir: str | Path) -> list[Path]:
-    """Copy a finished training run (registration network or translator) into the zoo."""
+    """Copy a finished training run into the package: a registration network or translator into the
+    zoo, an evaluator into :mod:`imse_study.evaluator.pretrained` under the run folder's name."""
     run_dir = Path(run_dir)
     if (run_dir / "network.pt").exists():
         meta = _read_json(run_dir / "network.json")
@@ -124,8 +125,17 @@ def ship_run(run_dir: str | Path) -> list[Path]:
             back = ZOO_DIR / f"cyclegan-{meta['target']}-{meta['source']}-{meta['dim']}d.pt"
             shipped.append(export_cyclegan_back(run_dir, back))
         return shipped
-    raise ValueError(f"{run_dir} holds neither a finished registration network (network.pt) nor a translator "
-                     "(translator.pt); is the training finished?")
+    if (run_dir / "evaluator.pt").exists():  # evaluators live beside the package's other evaluators
+        from imse_study.evaluator.pretrained import PRETRAINED_DIR
+
+        dest = PRETRAINED_DIR / f"{run_dir.name}.pt"
+        for src, suffix in ((run_dir / "evaluator.pt", ".pt"), (run_dir / "evaluator.json", ".json"),
+                            (run_dir / "log.csv", ".log.csv")):
+            if src.exists():
+                shutil.copyfile(src, PRETRAINED_DIR / f"{run_dir.name}{suffix}")
+        return [dest]
+    raise ValueError(f"{run_dir} holds no finished registration network (network.pt), translator (translator.pt) "
+                     "or evaluator (evaluator.pt); is the training finished?")
 
 
 def _network_method(meta: dict[str, Any]) -> str:
