@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("moving", type=Path, help="moving NIfTI image")
     p.add_argument("target", type=Path, help="target NIfTI image (same grid)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    p.add_argument("--similarity", default="mi", help="mi (default), mind, lncc, ncc, mae or imse")
+    p.add_argument("--similarity", default="mi", help="mi (default), mind, lncc, ncc, mae, imse or imse_robust (IMSE + MIND)")
     p.add_argument("--evaluator", help="for imse: a shipped evaluator name (e.g. phantom-ct-2d) or a .pt file")
     p.add_argument("--moving-modality", default="mr", help="modality of MOVING (e.g. t1, t2, ct; default mr)")
     p.add_argument("--target-modality", default="mr", help="modality of TARGET (default mr)")

@@ -132,7 +132,7 @@ def test_mi_rescales_from_minus_one_to_one() -> None:
 
 
 def test_names_and_errors() -> None:
-    assert similarity_names() == ["ncc", "lncc", "mi", "mind", "mae", "imse", "translated_mae"]
+    assert similarity_names() == ["ncc", "lncc", "mi", "mind", "mae", "imse", "translated_mae", "imse_robust"]
     with pytest.raises(ValueError, match="unknown similarity 'ssim'"):
         similarity("ssim")
     with pytest.raises(ValueError, match="bad options"):
@@ -236,3 +236,16 @@ def test_translated_mae_translates_the_warped_image() -> None:
     x = textured(SHAPES[2])
     assert float(sim(-x, x)) < 1e-6 < float(sim(x, x))
     assert all(not p.requires_grad for p in translator.parameters())
+
+
+def test_imse_robust_is_imse_plus_mind() -> None:
+    """``imse_robust`` (issue 8) is the sum of IMSE and MIND on the same pair, and needs an evaluator."""
+    torch.manual_seed(0)
+    evaluator = Evaluator(dim=2, width=4, n_blocks=1).eval()
+    moving, target = torch.rand(1, 1, 24, 24) * 2 - 1, torch.rand(1, 1, 24, 24) * 2 - 1
+    options = {"evaluator": evaluator, "evaluator_modality": "ct", "moving_modality": "ct", "target_modality": "t1"}
+    robust = similarity("imse_robust", **options)
+    expected = similarity("imse", **options)(moving, target) + similarity("mind")(moving, target)
+    assert torch.allclose(robust(moving, target), expected, atol=1e-6)
+    with pytest.raises((ValueError, TypeError)):
+        similarity("imse_robust")

@@ -105,7 +105,7 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
         assert results["dice"].between(0, 1).all() and (results["grad"].dropna() >= 0).all()
     if name.startswith("03_traditional"):
         assert {"paper", "multires", "tool"} <= set(results["mode"])
-        assert {"ncc", "mi", "mind", "imse", "mae", "ants", "elastix"} <= set(results["method"])
+        assert {"ncc", "mi", "mind", "imse", "imse_robust", "mae", "ants", "elastix"} <= set(results["method"])
         assert set(results["kind"]) == {"multi-modal", "single-modal"}
     if name.startswith("04_translation"):
         assert {"imse", "cyclegan", "reggan"} <= set(results["method"])
@@ -115,6 +115,9 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
         spearman = correlations[correlations["correlation"] == "spearman"].set_index("method")
         assert {"IMSE", "CycleGAN", "RegGAN"} <= set(spearman.index)
         assert ((spearman["low"] <= spearman["r"]) & (spearman["r"] <= spearman["high"])).all()
+    if name.startswith("07_robustness"):
+        assert {"imse", "mind", "imse_robust"} <= set(results["variant"])
+        assert {"fooled", "dice_affine", "dice_deformable", "loss_truth", "loss_solution"} <= set(results.columns)
     if name.startswith("06_shuffle_remap"):
         registration = results[results["metric_kind"] == "registration"]
         assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(registration["method"])

@@ -41,7 +41,7 @@ from imse_study.napari._common import infer_modality
 AUTO = "auto"
 CHECKPOINT = "checkpoint file..."
 NONE = "(none)"
-SIMILARITIES = ("imse", "mi", "ncc", "mind")
+SIMILARITIES = ("imse", "imse_robust", "mi", "ncc", "mind")
 MIN_ITERATIONS = 4  # optimise_field's multires mode needs a step per stage (affine + 3 levels)
 ERROR_LAYER = "IMSE error"
 # Blue (negative) -> transparent (zero) -> red (positive): centred at zero by symmetric contrast
@@ -412,7 +412,7 @@ class RegisterWidget(_Base):
         name = self.similarity.value
         from imse_study.registration.similarity import similarity
 
-        if name != "imse":
+        if name not in ("imse", "imse_robust"):
             return similarity(name), name
         mov_mod = _modality(self.moving_modality.value, mov_layer)
         tgt_mod = _modality(self.target_modality.value, tgt_layer)
@@ -431,9 +431,9 @@ class RegisterWidget(_Base):
         # the unknown one is simply "not the evaluator's modality"
         mov_mod = mov_mod or "other"
         tgt_mod = tgt_mod or "other"
-        sim = similarity("imse", evaluator=model, evaluator_modality=meta.modality,
+        sim = similarity(name, evaluator=model, evaluator_modality=meta.modality,
                          moving_modality=mov_mod, target_modality=tgt_mod)
-        return sim, f"imse ({ev_name}, {mov_mod} -> {tgt_mod})"
+        return sim, f"{name} ({ev_name}, {mov_mod} -> {tgt_mod})"
 
     def prepare(self) -> dict:
         """Check the inputs and build everything the optimisation needs (main thread)."""

@@ -52,11 +52,12 @@ def register_files(
     target = to_unit_range(target, target_modality)
     options: dict[str, Any] = {}
     slicewise = False
-    if similarity == "imse":
+    if similarity in ("imse", "imse_robust"):
         from imse_study.evaluator.pretrained import load_any
 
         if evaluator is None:
-            raise ValueError("--similarity imse needs --evaluator (a shipped name such as phantom-t1-2d, or a .pt file)")
+            raise ValueError(f"--similarity {similarity} needs --evaluator (a shipped name such as phantom-t1-2d, "
+                             "or a .pt file)")
         model, meta = load_any(evaluator)
         options = {"evaluator": model, "evaluator_modality": meta.modality}
         slicewise = meta.dim == 2 and moving.ndim == 3

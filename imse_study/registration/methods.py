@@ -17,7 +17,7 @@ from imse_study.registration.evaluate import Registrar, TestPairs
 from imse_study.registration.instance import optimise
 from imse_study.registration.similarity import similarity as make_similarity
 
-CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse")
+CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse", "imse_robust")
 EXTERNAL_TOOLS = ("ants", "elastix")
 
 
@@ -35,7 +35,7 @@ def default_evaluator(moving_modality: str, target_modality: str) -> str:
 def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, **optimise_options: Any) -> Registrar:
     """Classic optimisation with similarity ``name``; options go to :func:`optimise` (mode, iterations...)."""
     options: dict[str, Any] = {}
-    if name == "imse":
+    if name in ("imse", "imse_robust"):
         options["evaluator"] = evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality)
     sim = make_similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality,
                           **options)

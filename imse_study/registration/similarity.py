@@ -393,6 +393,23 @@ _REGISTRY: dict[str, type[Similarity]] = {
 }
 
 
+
+
+def imse_robust(evaluator, moving_modality: str, target_modality: str, evaluator_modality: str | None = None,
+                mind_weight: float = 1.0, imse_weight: float = 1.0) -> Similarity:
+    """IMSE + MIND (1:1), the variant that keeps IMSE's minimum nearest the truth (issue 8).
+
+    See :mod:`imse_study.registration.robust` for the measurements; imported lazily because that
+    module builds on this one.
+    """
+    from imse_study.registration.robust import robust_similarity
+
+    return robust_similarity(evaluator, moving_modality, target_modality, evaluator_modality, mind_weight,
+                             imse_weight)
+
+
+_REGISTRY["imse_robust"] = imse_robust  # type: ignore[assignment]
+_USES_MODALITIES = (IMSE, imse_robust)
 _MODALITY_OPTIONS = ("moving_modality", "target_modality")
 
 
@@ -417,7 +434,7 @@ def similarity(name: str, **options) -> Similarity:
     if key not in _REGISTRY:
         raise ValueError(f"unknown similarity {name!r}; choose from {', '.join(_REGISTRY)}")
     cls = _REGISTRY[key]
-    if cls is not IMSE:  # callers may pass the pair's modalities to every similarity alike
+    if cls not in _USES_MODALITIES:  # callers may pass the pair's modalities to every similarity alike
         options = {k: v for k, v in options.items() if k not in _MODALITY_OPTIONS}
     try:
         inspect.signature(cls).bind(**options)

@@ -5,7 +5,8 @@ smoothness term, for multi-modal pairs (NCC, MI, MIND against IMSE) and single-m
 against IMSE, the evaluator then compares an image with its own modality). Each similarity runs in
 the paper's single-level ``paper`` mode and in our default ``multires`` mode (an affine stage, then
 a coarse-to-fine field; see :mod:`imse_study.registration.instance`), and the reference tools
-(ANTs SyN-MI, elastix affine + B-spline MI) run on the same pairs.
+(ANTs SyN-MI, elastix affine + B-spline MI) run on the same pairs. ``imse_robust`` (IMSE + MIND,
+:mod:`imse_study.registration.robust`) joins the multi-modal rows in the multires mode.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from imse_study.registration.methods import classic_registrar, external_registra
 
 # modality pair -> the multi-modal and single-modal (moving, target) rows of Table 4
 TABLE4_DIRECTIONS = {"t1t2": (("t2", "t1"), ("t1", "t1")), "ctmr": (("t1", "ct"), ("ct", "ct"))}
-MULTI_MODAL_METHODS = ("ncc", "mi", "mind", "imse")
+MULTI_MODAL_METHODS = ("ncc", "mi", "mind", "imse", "imse_robust")
+OURS_ONLY = ("imse_robust",)  # our addition (issue 8): multires mode only, the paper has no such row
 SINGLE_MODAL_METHODS = ("mae", "imse")
 MODES = ("paper", "multires")
 TOOLS = ("ants", "elastix")
@@ -79,9 +81,11 @@ def traditional_table(
         names = MULTI_MODAL_METHODS if kind == "multi-modal" else SINGLE_MODAL_METHODS
         registrars: dict[str, Registrar] = {}
         for name in names:
-            if name == "imse" and evaluator is None:
+            if name.startswith("imse") and evaluator is None:
                 continue
             for mode in modes:
+                if name in OURS_ONLY and mode != "multires":
+                    continue
                 registrars[f"{name}|{mode}"] = classic_registrar(
                     name, pairs, evaluator=evaluator, mode=mode, iterations=iterations, progress=False)
         if kind == "multi-modal":

@@ -1,0 +1,521 @@
+"""Where does a similarity's minimum sit? The "fooling" diagnostic of classic registration.
+
+On the phantom the true alignment is known: a test pair's moving image is the phantom's own image
+of the moving modality warped by a seeded random displacement (:func:`.evaluate.make_test_pairs`),
+so the *truly aligned* moving image is the unwarped one, and the displacement that undoes the
+misalignment is the inverse of the known field (computed here by fixed-point iteration). For each
+pair and each registration *variant* (a similarity plus the options of
+:func:`~imse_study.registration.instance.optimise`) the diagnostic records
+
+- ``loss_solution``: the similarity at the optimiser's solution (``warp(moving, phi)`` vs target),
+- ``loss_truth``: the similarity of the unwarped moving image against the target (the true
+  alignment, no resampling),
+- ``loss_truth_resampled``: the similarity of ``warp(moving, inverse field)`` against the target:
+  the true alignment reached through the same resampling as a solution (so the blur of a second
+  interpolation is on both sides of the comparison),
+- ``fooled = loss_solution < loss_truth`` (and ``fooled_resampled`` with the resampled truth): the
+  optimiser found a transform that the loss prefers to the truth, i.e. the loss minimum is not at
+  the true alignment,
+- Dice (all foreground labels and the brain labels), HD95 (mm), ``grad`` (the paper's
+  ||grad phi||), ``epe`` (mean end-point error against the true inverse field inside the target's
+  foreground, voxels) and the non-positive-Jacobian fraction of the affine stage alone and of affine +
+  deformable, the loss after the affine stage, and the seconds of each (wall time; ``cpu_seconds``
+  is the process's CPU time, which a loaded machine does not inflate at one thread).
+
+The affine-only result needs no second run: :func:`~imse_study.registration.instance.optimise`
+returns the affine stage's displacement (``affine_displacement``) beside the full one, and the
+seconds of the affine stage are read from the step callback (the affine stage is the first
+``iterations // (levels + 1)`` steps in ``multires`` mode).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from imse_study.metrics import (
+    dice,
+    gradient_smoothness,
+    hd95,
+    nonpositive_jacobian_fraction,
+)
+from imse_study.registration.evaluate import TEST_SEED, TestPairs, make_test_pairs
+from imse_study.registration.instance import MODES, optimise
+from imse_study.registration.similarity import SimilarityLike
+from imse_study.warp import warp
+
+__all__ = [
+    "BRAIN_LABELS",
+    "DiagnosticPairs",
+    "Variant",
+    "diagnostic_figure",
+    "diagnostic_reading",
+    "dice_long",
+    "fooling_diagnostic",
+    "invert_displacement",
+    "make_diagnostic_pairs",
+    "resolve_variants",
+    "summarise_diagnostic",
+]
+
+BRAIN_LABELS = ("csf", "gm", "wm", "ventricles")
+
+
+# ----------------------------------------------------------------------------------------------
+# Test pairs with their truth
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DiagnosticPairs:
+    """Phantom test pairs plus what the phantom knows about them.
+
+    ``pairs`` are exactly :func:`make_test_pairs`' pairs (same seeds, same ids), possibly a subset;
+    ``truth`` (N, 1, *S) the unwarped moving images (the true alignment); ``fields`` the known
+    displacements that misaligned them (``pairs.moving = warp(truth, fields)``) and ``inverse`` the
+    displacements that undo them (``warp(pairs.moving, inverse) ~ truth``); ``items`` the indices
+    of the pairs in the full test split.
+    """
+
+    pairs: TestPairs
+    truth: torch.Tensor
+    fields: torch.Tensor
+    inverse: torch.Tensor
+    items: list[int]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def subset(self, indices: list[int]) -> DiagnosticPairs:
+        """The pairs at positions ``indices`` (of this set, not of the full split)."""
+        index = torch.tensor([int(i) for i in indices], dtype=torch.long)
+        p = self.pairs
+        pairs = TestPairs(moving=p.moving[index], target=p.target[index], moving_labels=p.moving_labels[index],
+                          target_labels=p.target_labels[index], spacing=p.spacing, ids=[p.ids[i] for i in indices],
+                          moving_modality=p.moving_modality, target_modality=p.target_modality,
+                          label_names=p.label_names)
+        return DiagnosticPairs(pairs, self.truth[index], self.fields[index], self.inverse[index],
+                               [self.items[i] for i in indices])
+
+
+def invert_displacement(displacement: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+    """The displacement ``v`` with ``warp(warp(x, u), v) ~ x`` for ``u = displacement``.
+
+    ``warp(warp(x, u), v)[p] = x[p + v(p) + u(p + v(p))]``, so ``v(p) = -u(p + v(p))``: solved by
+    fixed-point iteration from ``v = -u`` (it converges for fields whose Jacobian stays well away
+    from folding, as the paper's random transforms do).
+    """
+    if not isinstance(displacement, torch.Tensor) or displacement.ndim not in (4, 5) \
+            or displacement.shape[1] != displacement.ndim - 2:
+        raise ValueError("displacement must be a tensor (B, ndim, *S) with ndim 2 or 3, got "
+                         f"{tuple(displacement.shape) if isinstance(displacement, torch.Tensor) else type(displacement).__name__}")
+    u = displacement.detach()
+    v = -u
+    for _ in range(int(iterations)):
+        v = -warp(u, v, mode="bilinear", padding_mode="border")
+    return v
+
+
+def make_diagnostic_pairs(
+    moving_modality: str,
+    target_modality: str,
+    n_pairs: int = 8,
+    dim: int = 2,
+    profile: str = "quick",
+    split: str = "test",
+    seed: int = TEST_SEED,
+    spread: bool = True,
+) -> DiagnosticPairs:
+    """``n_pairs`` of :func:`make_test_pairs`' phantom pairs with their truth.
+
+    ``spread=True`` picks pairs evenly over the split (so several subjects are seen, not the slices
+    of the first subject only); ``False`` takes the first ``n_pairs``. A pair keeps its index, seed
+    and id of the full set, so its rows match :func:`.evaluate.evaluate`'s rows of the same pair.
+    """
+    from imse_study.augment import random_spatial_displacement
+    from imse_study.data.phantom import load_phantom
+
+    if int(n_pairs) < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    full = make_test_pairs(moving_modality, target_modality, split=split, dim=dim, profile=profile, seed=seed)
+    total = len(full)
+    if total == 0:
+        raise ValueError(f"the phantom's {split!r} split of profile {profile!r} holds no pairs")
+    n = min(int(n_pairs), total)
+    items = (np.linspace(0, total - 1, n).round().astype(int).tolist() if spread else list(range(n)))
+    items = sorted(set(items))
+    index = torch.tensor(items)
+    data = load_phantom(split, dim, profile, (moving_modality,))
+    truth = torch.from_numpy(data.images[moving_modality][items]).unsqueeze(1)
+    shape = tuple(truth.shape[2:])
+    fields = torch.cat([random_spatial_displacement(shape, 1, generator=torch.Generator().manual_seed(seed + i))
+                        for i in items])
+    pairs = TestPairs(
+        moving=full.moving[index], target=full.target[index], moving_labels=full.moving_labels[index],
+        target_labels=full.target_labels[index], spacing=full.spacing, ids=[full.ids[i] for i in items],
+        moving_modality=full.moving_modality, target_modality=full.target_modality, label_names=full.label_names,
+    )
+    return DiagnosticPairs(pairs=pairs, truth=truth, fields=fields, inverse=invert_displacement(fields), items=items)
+
+
+# ----------------------------------------------------------------------------------------------
+# Variants: a similarity and the optimiser's options
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    """One registration set-up: a similarity (name or callable) and options for ``optimise``.
+
+    ``options`` override the diagnostic's defaults (``mode``, ``iterations``, ``grid_spacing``,
+    ``smooth_weight``, ``levels``, ...). A name is built for the pair's modalities; ``imse`` with
+    the shipped evaluator of one of them (:func:`.methods.default_evaluator`).
+    """
+
+    similarity: str | SimilarityLike
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _build(name: str, pairs: TestPairs) -> SimilarityLike:
+    from imse_study.registration.methods import default_evaluator
+    from imse_study.registration.similarity import similarity
+
+    extra = {}
+    if name.strip().lower() == "imse":
+        extra["evaluator"] = default_evaluator(pairs.moving_modality, pairs.target_modality)
+    return similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality, **extra)
+
+
+def resolve_variants(variants: Any, pairs: TestPairs) -> dict[str, Variant]:
+    """``variants`` as a dict name -> :class:`Variant` with a built similarity.
+
+    Accepts a similarity name, a callable, a :class:`Variant`, or a mapping of names to any of
+    these (a list of names too).
+    """
+    if isinstance(variants, (str, Variant)) or callable(variants):
+        variants = {_label(variants): variants}
+    elif isinstance(variants, (list, tuple)):
+        variants = {_label(v): v for v in variants}
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError("variants must be a similarity name, a callable, a Variant, or a non-empty mapping of "
+                         f"names to those; got {type(variants).__name__}")
+    out = {}
+    for name, v in variants.items():
+        if not isinstance(v, Variant):
+            v = Variant(v)
+        sim = v.similarity
+        if isinstance(sim, str):
+            sim = _build(sim, pairs)
+        elif not callable(sim):
+            raise ValueError(f"variant {name!r}: the similarity must be a name or a callable "
+                             f"(warped, target, mask) -> loss, not {type(sim).__name__}")
+        unknown = set(v.options) - _OPTIMISE_OPTIONS
+        if unknown:
+            raise ValueError(f"variant {name!r}: unknown optimise options {sorted(unknown)}; "
+                             f"accepted: {sorted(_OPTIMISE_OPTIONS)}")
+        out[str(name)] = Variant(sim, dict(v.options))
+    return out
+
+
+_OPTIMISE_OPTIONS = {"iterations", "lr", "smooth_weight", "mode", "levels", "affine", "mask", "affine_lr",
+                     "grid_spacing"}
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, Variant):
+        return _label(v.similarity)
+    return getattr(v, "name", "") or type(v).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# The diagnostic
+# ----------------------------------------------------------------------------------------------
+
+
+def _scores(pairs: TestPairs, i: int, displacement: torch.Tensor | None, prefix: str,
+            inverse: torch.Tensor | None = None) -> dict[str, float]:
+    labels = pairs.moving_labels[i : i + 1]
+    if displacement is not None:
+        labels = warp(labels, displacement, mode="nearest")
+    target = pairs.target_labels[i : i + 1]
+    names = pairs.label_names
+    brain = [names[k] for k in BRAIN_LABELS if k in names]
+    out = {
+        f"dice_{prefix}": dice(labels, target, label_names=names)["mean"],
+        f"dice_brain_{prefix}": dice(labels, target, labels=brain)["mean"],
+        f"hd95_{prefix}": hd95(labels, target, spacing=pairs.spacing, label_names=names)["mean"],
+    }
+    if displacement is not None and inverse is not None:
+        # mean end-point error against the true inverse field, inside the target's foreground (voxels)
+        fg = (target > 0).float()
+        err = (displacement - inverse).pow(2).sum(1, keepdim=True).sqrt()
+        out[f"epe_{prefix}"] = float((err * fg).sum() / fg.sum().clamp_min(1.0))
+    if displacement is not None:
+        out[f"grad_{prefix}"] = gradient_smoothness(displacement)
+        out[f"neg_jac_{prefix}"] = nonpositive_jacobian_fraction(displacement)
+    return out
+
+
+@torch.no_grad()
+def _loss(sim: SimilarityLike, warped: torch.Tensor, target: torch.Tensor) -> float:
+    return float(sim(warped, target, None))
+
+
+def fooling_diagnostic(
+    dpairs: DiagnosticPairs,
+    variants: Any,
+    mode: str = "multires",
+    iterations: int = 200,
+    progress: bool = False,
+    **optimise_options: Any,
+) -> pd.DataFrame:
+    """Register every pair with every variant and compare the loss at the solution with the truth's.
+
+    ``variants``: see :func:`resolve_variants` (e.g. ``["mi", "mind", "imse"]`` or
+    ``{"imse+mind": Variant(sim, {"grid_spacing": 8})}``). ``mode``, ``iterations`` and
+    ``optimise_options`` are the defaults of :func:`~imse_study.registration.instance.optimise`
+    that a variant's own options override. One row per pair x variant (columns: module docstring).
+    """
+    if not isinstance(dpairs, DiagnosticPairs):
+        raise ValueError("dpairs must be DiagnosticPairs (make_diagnostic_pairs(...)): the diagnostic needs the "
+                         f"true alignment, which a {type(dpairs).__name__} does not carry")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    unknown = set(optimise_options) - _OPTIMISE_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown optimise options {sorted(unknown)}; accepted: {sorted(_OPTIMISE_OPTIONS)}")
+    pairs = dpairs.pairs
+    resolved = resolve_variants(variants, pairs)
+    from tqdm.auto import tqdm
+
+    rows = []
+    with tqdm(total=len(pairs) * len(resolved), desc=f"diagnostic {pairs.direction}", disable=not progress) as bar:
+        for i in range(len(pairs)):
+            moving, target = pairs.moving[i : i + 1], pairs.target[i : i + 1]
+            truth = dpairs.truth[i : i + 1]
+            inverse = dpairs.inverse[i : i + 1]
+            truth_resampled = warp(moving, inverse)
+            base = {"direction": pairs.direction, "pair": pairs.ids[i], "item": dpairs.items[i],
+                    "dim": moving.dim() - 2}
+            initial = _scores(pairs, i, None, "initial")
+            ceiling = _scores(pairs, i, inverse, "truth")
+            for name, variant in resolved.items():
+                opts = {"mode": mode, "iterations": int(iterations), **optimise_options, **variant.options}
+                sim = variant.similarity
+                n_affine = 0
+                if opts["mode"] == "multires" and opts.get("affine", True):
+                    n_affine = int(opts["iterations"]) // (int(opts.get("levels", 3)) + 1)
+                marks: dict[str, float] = {}
+                start, cpu_start = time.perf_counter(), time.process_time()
+
+                def callback(step: int, total: int, loss: float, marks=marks, start=start, n_affine=n_affine) -> None:
+                    if step == n_affine:
+                        marks["affine"] = time.perf_counter() - start
+
+                result = optimise(moving, target, sim, callback=callback, **opts)
+                seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+                row = {**base, "variant": name, "similarity": repr(sim), "mode": opts["mode"],
+                       "options": ", ".join(f"{k}={v}" for k, v in sorted(variant.options.items())),
+                       "loss_initial": _loss(sim, moving, target), "loss_solution": _loss(sim, result.warped, target),
+                       "loss_truth": _loss(sim, truth, target),
+                       "loss_truth_resampled": _loss(sim, truth_resampled, target)}
+                affine = result.affine_displacement
+                row["loss_affine"] = _loss(sim, warp(moving, affine), target) if affine is not None else np.nan
+                row["fooled"] = bool(row["loss_solution"] < row["loss_truth"])
+                row["fooled_resampled"] = bool(row["loss_solution"] < row["loss_truth_resampled"])
+                row["truth_above_initial"] = bool(row["loss_truth"] > row["loss_initial"])
+                row["fooled_affine"] = bool(row["loss_affine"] < row["loss_truth"]) if affine is not None else False
+                row.update(initial)
+                row.update({k: v for k, v in ceiling.items() if k.startswith("dice")})
+                if affine is not None:
+                    row.update(_scores(pairs, i, affine, "affine", inverse))
+                row.update(_scores(pairs, i, result.displacement, "deformable", inverse))
+                row["seconds_affine"] = marks.get("affine", np.nan)
+                row["seconds"] = seconds
+                row["cpu_seconds"] = cpu_seconds
+                rows.append(row)
+                bar.update(1)
+    return pd.DataFrame(rows)
+
+
+def summarise_diagnostic(table: pd.DataFrame) -> pd.DataFrame:
+    """Per direction x variant: pairs, fooled fraction, Dice / HD95 / grad affine vs deformable, seconds."""
+    required = {"direction", "variant", "fooled", "dice_deformable", "seconds"}
+    missing = required - set(table.columns)
+    if missing:
+        raise ValueError(f"not a fooling_diagnostic table: columns {sorted(missing)} are missing")
+    columns = {
+        "pairs": ("pair", "count"),
+        "fooled": ("fooled", "mean"),
+        "fooled_resampled": ("fooled_resampled", "mean"),
+        "truth_above_initial": ("truth_above_initial", "mean"),
+        "margin": ("margin", "median"),
+        "dice_initial": ("dice_initial", "mean"),
+        "dice_affine": ("dice_affine", "mean"),
+        "dice_deformable": ("dice_deformable", "mean"),
+        "dice_deformable_sd": ("dice_deformable", "std"),
+        "dice_brain_affine": ("dice_brain_affine", "mean"),
+        "dice_brain_deformable": ("dice_brain_deformable", "mean"),
+        "dice_truth": ("dice_truth", "mean"),
+        "epe_affine": ("epe_affine", "mean"),
+        "epe_deformable": ("epe_deformable", "mean"),
+        "hd95_affine": ("hd95_affine", "mean"),
+        "hd95_deformable": ("hd95_deformable", "mean"),
+        "grad_deformable": ("grad_deformable", "mean"),
+        "neg_jac_deformable": ("neg_jac_deformable", "mean"),
+        "seconds_affine": ("seconds_affine", "mean"),
+        "seconds": ("seconds", "mean"),
+        "cpu_seconds": ("cpu_seconds", "mean"),
+    }
+    t = table.copy()
+    if {"loss_truth", "loss_initial"} <= set(t.columns):  # also for tables written before the column existed
+        t["truth_above_initial"] = t["loss_truth"] > t["loss_initial"]
+    # relative margin: how far below (negative) or above (positive) the truth's loss the solution sits,
+    # as a fraction of the loss drop from the initial misalignment to the truth
+    span = (t["loss_initial"] - t["loss_truth"]).abs().where(lambda s: s > 0)
+    t["margin"] = (t["loss_solution"] - t["loss_truth"]) / span
+    columns = {k: v for k, v in columns.items() if v[0] in t.columns}
+    return t.groupby(["direction", "variant"], sort=False).agg(**columns).reset_index()
+
+
+def dice_long(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """Long form for plots: one row per pair x variant x stage (initial, affine, deformable)."""
+    stages = [s for s in ("initial", "affine", "deformable", "truth") if f"{metric}_{s}" in table.columns]
+    long = table.melt(id_vars=["direction", "pair", "variant"], value_vars=[f"{metric}_{s}" for s in stages],
+                      var_name="stage", value_name=metric)
+    long["stage"] = long["stage"].str.removeprefix(f"{metric}_")
+    return long
+
+
+def diagnostic_reading(summary: pd.DataFrame, reference: str | None = None) -> str:
+    """A short Markdown reading of :func:`summarise_diagnostic`'s table, generated from its numbers."""
+    if summary.empty:
+        return "No pairs were registered."
+    lines = [("*Fooled* alone says little: noise and interpolation put every loss's minimum a little off the "
+              "truth, so look at how far below the truth the solution sits (the margin, as a fraction of the loss "
+              "drop from the initial misalignment to the truth: -1 means as far below the truth as the initial "
+              "pair was above it), at the end-point error against the true inverse field, and at Dice."), ""]
+    for direction, group in summary.groupby("direction", sort=False):
+        lines.append(f"**{direction}** ({int(group['pairs'].iloc[0])} pairs):")
+        for _, r in group.iterrows():
+            deform = r["dice_deformable"] - r["dice_affine"] if "dice_affine" in r and pd.notna(r["dice_affine"]) else np.nan
+            verdict = ("the deformable stage helped" if deform > 0.005 else
+                       "the deformable stage hurt" if deform < -0.005 else "the deformable stage changed little")
+            lines.append(
+                f"- `{r['variant']}`: fooled on {r['fooled']:.0%} of pairs (solution's loss below the truth's; "
+                f"median margin {r.get('margin', np.nan):+.2f} of the initial-to-truth loss drop); the truth scored "
+                f"worse than the initial misalignment on {r.get('truth_above_initial', np.nan):.0%}; "
+                f"end-point error {r.get('epe_deformable', np.nan):.2f} px; "
+                f"Dice {r.get('dice_affine', np.nan):.3f} after the affine stage, {r['dice_deformable']:.3f} after "
+                f"the deformable one ({verdict}, {deform:+.3f}); HD95 {r.get('hd95_deformable', np.nan):.2f} mm, "
+                f"grad {r.get('grad_deformable', np.nan):.3f}, {r['seconds']:.1f} s per pair.")
+        best = group.sort_values("dice_deformable", ascending=False).iloc[0]
+        lines.append(f"- Best Dice: `{best['variant']}` ({best['dice_deformable']:.3f}; the true inverse "
+                     f"field reaches {best.get('dice_truth', np.nan):.3f} through the same nearest-neighbour "
+                     "resampling).")
+        if reference is not None and reference in set(group["variant"]):
+            ref = group[group["variant"] == reference].iloc[0]
+            better = group[(group["fooled"] < ref["fooled"]) & (group["dice_deformable"] > ref["dice_deformable"])]
+            if len(better):
+                lines.append(f"- Fooled less often and more accurate than `{reference}`: "
+                             + ", ".join(f"`{v}`" for v in better["variant"]) + ".")
+            else:
+                lines.append(f"- No variant was both fooled less often and more accurate than `{reference}`.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def diagnostic_figure(table: pd.DataFrame, which: str = "loss"):
+    """A seaborn figure: ``"loss"``, the loss at the solution vs at the truth (one panel per variant;
+    below the diagonal "solution = truth" a pair is fooled), or ``"dice"``, Dice per stage and variant."""
+    import seaborn as sns
+
+    if which not in ("loss", "dice"):
+        raise ValueError(f"which must be 'loss' or 'dice', got {which!r}")
+    if which == "dice":
+        return _dice_figure(table)
+    grid = sns.relplot(data=table, x="loss_truth", y="loss_solution", hue="direction", col="variant", col_wrap=4,
+                       height=2.6, facet_kws={"sharex": False, "sharey": False})
+    for ax in grid.axes.flat:
+        lo = min(ax.get_xlim()[0], ax.get_ylim()[0])
+        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+    grid.figure.suptitle("loss at the solution vs at the true alignment (below the diagonal: fooled)", y=1.02)
+    return grid.figure
+
+
+def _dice_figure(table: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = dice_long(table)
+    long = long[long["stage"].isin(["affine", "deformable"])]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * table["variant"].nunique() + 2), 3.2))
+    sns.barplot(data=long, x="variant", y="dice", hue="stage", ax=ax, errorbar="sd")
+    truth = table["dice_truth"].mean()
+    ax.axhline(truth, color="grey", ls="--", lw=1, label="true inverse field")
+    ax.set_ylim(0, 1)
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Dice after the affine stage and after affine + deformable")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: python -m imse_study.registration.diagnostic --direction t1-t2 --pairs 8 --out t.csv
+# ----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the diagnostic for one direction and the variants of :func:`.robust.hardening_variants`."""
+    import argparse
+
+    from imse_study.registration.robust import hardening_variants
+
+    parser = argparse.ArgumentParser(prog="python -m imse_study.registration.diagnostic",
+                                     description="Fooling diagnostic of classic registration on phantom test pairs")
+    parser.add_argument("--direction", default="t1-t2", help="moving-target, e.g. t1-t2 or ct-t1")
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--variants", nargs="+", default=["mi", "mind", "imse"])
+    parser.add_argument("--evaluator", default=None, help="checkpoint or shipped name (default: the shipped one)")
+    parser.add_argument("--finetuned", default=None, help="fine-tuned evaluator checkpoint (variant imse_hardneg)")
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shard", default="0/1", help="k/n: run pairs k, k+n, k+2n, ... (parallel processes)")
+    parser.add_argument("--out", default=None, help="CSV of every pair x variant (rewritten after every pair)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    moving, target = args.direction.replace("->", "-").split("-")
+    dpairs = make_diagnostic_pairs(moving, target, n_pairs=args.pairs, profile=args.profile)
+    variants = hardening_variants(moving, target, evaluator=args.evaluator, names=args.variants,
+                                  finetuned=args.finetuned)
+    k, n = (int(v) for v in args.shard.split("/"))
+    tables = []
+    for i in range(k, len(dpairs), n):
+        tables.append(fooling_diagnostic(dpairs.subset([i]), variants, iterations=args.iterations, progress=True))
+        table = pd.concat(tables, ignore_index=True)
+        if args.out:  # atomically: readers may look at it while the run goes on
+            import os
+
+            table.to_csv(f"{args.out}.tmp", index=False)
+            os.replace(f"{args.out}.tmp", args.out)
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(summarise_diagnostic(table).round(3).to_string())
+    return table
+
+
+if __name__ == "__main__":
+    # run the imported module's main, so that Variant is one class (not __main__.Variant)
+    from imse_study.registration import diagnostic as _module  # noqa: PLW0406 (see the comment above)
+
+    _module.main()
