@@ -6,7 +6,8 @@ of its parameter sets (modality pair, and dimension where it applies) into
 itself (same stem, ``.csv``), records the run times in ``book/experiments/run_log.json`` (and a
 Markdown table the reproducibility page includes), then runs ``jupyter-book build book/``.
 
-``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book. A notebook that
+``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book, ``--jobs 2``
+runs two notebooks at a time (one torch thread each on a 2-core machine). A notebook that
 fails stops the run with the path of the partly executed notebook, which shows the failing cell.
 """
 
@@ -238,6 +239,70 @@ def build_book(book: Path = BOOK) -> None:
     print(f"book: {book / '_build' / 'html' / 'index.html'}")
 
 
+def previous_seconds(out_dir: Path) -> dict[str, float]:
+    """Run time of each executed notebook in ``out_dir``'s run log (empty if there is none)."""
+    path = out_dir / RUN_LOG
+    if not path.exists():
+        return {}
+    try:
+        runs = json.loads(path.read_text()).get("runs", {})
+    except (ValueError, AttributeError):
+        return {}
+    return {Path(k).stem: float(v.get("seconds", 0.0)) for k, v in runs.items()}
+
+
+def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, seed: int, extra: dict,
+             jobs: int, tqdm) -> tuple[list[dict], tuple[tuple[str, str], BaseException] | None]:
+    """Execute ``plan`` ((stem, name, params) triples), ``jobs`` notebooks at a time.
+
+    With several jobs the notebooks are independent kernels in separate processes; the longest
+    (by the previous run log) start first so that the last one to finish is a short one. Stops
+    submitting at the first failure and returns the records so far with that failure.
+    """
+    records: list[dict] = []
+    bar = tqdm(total=len(plan), desc=f"notebooks ({profile})", unit="nb")
+    if jobs == 1:
+        for stem, name, params in plan:
+            bar.set_postfix_str(name)
+            try:
+                records.append(execute(stem, name, params, out_dir, profile, seed, extra=extra))
+            except Exception as exc:  # papermill's error names the cell
+                bar.close()
+                return records, ((stem, name), exc)
+            bar.update()
+            bar.write(f"{name}: {records[-1]['seconds']:.1f} s")
+        bar.close()
+        return records, None
+
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    before = previous_seconds(out_dir)
+    queue = sorted(plan, key=lambda item: -before.get(item[1], 0.0))
+    failure = None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = {}
+        while queue or running:
+            while queue and failure is None and len(running) < jobs:
+                stem, name, params = queue.pop(0)
+                running[pool.submit(execute, stem, name, params, out_dir, profile, seed, NOTEBOOKS, extra)] = (stem, name)
+            bar.set_postfix_str(", ".join(name for _, name in running.values()))
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                stem, name = running.pop(future)
+                try:
+                    records.append(future.result())
+                except Exception as exc:
+                    failure = failure or ((stem, name), exc)
+                    continue
+                bar.update()
+                bar.write(f"{name}: {records[-1]['seconds']:.1f} s")
+            if failure is not None:
+                queue.clear()
+    bar.close()
+    return records, failure
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
@@ -247,27 +312,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="an extra parameter for every notebook (YAML value), e.g. -p threads 1")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="notebooks run at once (each gets cores/jobs torch threads unless -p threads is "
+                             "given); the longest (by the previous run log) start first")
     args = parser.parse_args(argv)
 
     from tqdm.auto import tqdm
 
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     extra = {k: yaml.safe_load(v) for k, v in args.parameter}
+    if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
+        extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
     plan = [(e.stem, name, params) for e in select(args.only) for name, params in e.runs()]
-    records, start = [], time.perf_counter()
-    bar = tqdm(plan, desc=f"notebooks ({args.profile})", unit="nb")
-    for stem, name, params in bar:
-        bar.set_postfix_str(name)
-        try:
-            records.append(execute(stem, name, params, args.out, args.profile, args.seed, extra=extra))
-        except Exception as exc:  # papermill's error names the cell; point at the partly executed notebook
-            bar.close()
-            write_run_log(args.out, records, args.profile, time.perf_counter() - start)
-            kind = type(exc).__name__
-            print(f"\nerror: notebook {stem} ({name}, profile {args.profile}) failed: {kind}: "
-                  f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}\n"
-                  f"  the partly executed notebook is {args.out / (name + '.ipynb')}", file=sys.stderr)
-            return 1
-        bar.write(f"{name}: {records[-1]['seconds']:.1f} s")
+    start = time.perf_counter()
+    records, failure = run_plan(plan, args.out, args.profile, args.seed, extra, args.jobs, tqdm)
+    if failure is not None:
+        write_run_log(args.out, records, args.profile, time.perf_counter() - start)
+        (stem, name), exc = failure
+        kind = type(exc).__name__
+        print(f"\nerror: notebook {stem} ({name}, profile {args.profile}) failed: {kind}: "
+              f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}\n"
+              f"  the partly executed notebook is {args.out / (name + '.ipynb')}", file=sys.stderr)
+        return 1
     wall = time.perf_counter() - start
     write_run_log(args.out, records, args.profile, wall)
     print(f"{len(records)} notebook(s) in {wall:.1f} s -> {args.out}")

@@ -68,16 +68,27 @@ def test_retitle_adds_the_parameter_set(tmp_path):
     assert nbformat.read(path, as_version=4).cells[1].source == "# The evaluator (CT-MR, 3D)\n\ntext"
 
 
+def test_parallel_runner_reports_the_failing_notebook(tmp_path):
+    from tqdm.auto import tqdm
+
+    plan = [("no_such_notebook", "no_such_notebook", {})]
+    records, failure = study.run_plan(plan, tmp_path, "smoke", 0, {}, 2, tqdm)
+    assert records == [] and failure[0] == ("no_such_notebook", "no_such_notebook")
+    assert isinstance(failure[1], FileNotFoundError)
+    assert study.previous_seconds(tmp_path) == {}
+
+
 @pytest.fixture(scope="module")
 def smoke_notebooks(tmp_path_factory):
     """Every notebook x parameter set in the smoke profile, executed once for this module."""
     out = tmp_path_factory.mktemp("experiments")
-    timings, records, begin = {}, [], time.perf_counter()
-    for stem, name, params in SMOKE_RUNS:
-        start = time.perf_counter()
-        records.append(study.execute(stem, name, params, out, "smoke", 0, extra={"threads": 1}))
-        timings[name] = time.perf_counter() - start
+    from tqdm.auto import tqdm
+
+    begin = time.perf_counter()  # two at a time: this also exercises the runner's --jobs path
+    records, failure = study.run_plan(SMOKE_RUNS, out, "smoke", 0, {"threads": 1}, 2, tqdm)
+    assert failure is None, f"{failure[0]} failed: {failure[1]}"
     study.write_run_log(out, records, "smoke", time.perf_counter() - begin)
+    timings = {Path(r["output"]).stem: r["seconds"] for r in records}
     return out, timings
 
 

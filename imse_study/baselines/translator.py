@@ -505,10 +505,14 @@ def add_translator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
+                        "two jobs share a 2-core machine)")
 
 
 def run_translator(args: argparse.Namespace) -> int:
     """Train the translator that parsed ``args`` describe."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = train_translator(args.kind, args.source, args.target, args.out, dim=args.dim, profile=args.profile,
                               seed=args.seed, resume=args.resume, progress=not args.no_progress,
                               weights=dict(args.weight), dataset=args.dataset, root=args.root)
