@@ -47,3 +47,24 @@ def test_claims_page_is_written_and_escapes_pipes(tmp_path):
     table_rows = [line for line in text.splitlines() if line.startswith("| R1 ")]
     assert len(table_rows) == 1 and table_rows[0].count(" | ") == 3  # four cells: no stray pipe
     assert "**pending**" in text  # the notebooks not given here
+
+
+def _ablation_csv(path, network_dice: list[float], classic_dice: list[float] | None) -> None:
+    rows = []
+    settings = ["N_2", "N_2_10", "N_2_30", "N_2_50"]
+    for kind, values in (("registration_network", network_dice), ("registration", classic_dice)):
+        for setting, dice in zip(settings, values or []):
+            rows += [{"metric_kind": kind, "method": setting, "pair": i, "dice": dice, "profile": "quick"} for i in range(2)]
+    pd.DataFrame(rows).to_csv(path / "06_shuffle_remap_ablation_ctmr.csv", index=False)
+
+
+def test_ablation_claim_reads_networks_and_classic_rows(tmp_path):
+    assert claims.ablation_claim(tmp_path).status == "**pending**"
+    _ablation_csv(tmp_path, [0.4, 0.5, 0.6, 0.7], [0.3, 0.4, 0.5, 0.6])
+    claim = claims.ablation_claim(tmp_path)
+    assert claim.status == "**reproduced**"
+    assert "VoxelMorph per evaluator" in claim.evidence and "classic optimisation" in claim.evidence
+    _ablation_csv(tmp_path, [0.4, 0.6, 0.5, 0.7], [0.3, 0.4, 0.5, 0.6])  # networks: widest best, not monotone
+    assert claims.ablation_claim(tmp_path).status.startswith("**partly**")
+    _ablation_csv(tmp_path, [0.7, 0.6, 0.5, 0.4], None)
+    assert claims.ablation_claim(tmp_path).status == "**not reproduced**"

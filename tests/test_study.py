@@ -132,6 +132,9 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
     if name.startswith("06_shuffle_remap"):
         registration = results[results["metric_kind"] == "registration"]
         assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(registration["method"])
+        networks = results[results["metric_kind"] == "registration_network"]
+        assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(networks["method"])
+        assert networks["dice"].between(0, 1).all()
         assert results.loc[results["metric_kind"] == "ranking", "auc"].between(0, 1).all()
 
 

@@ -3,10 +3,11 @@
 Evaluators trained with N drawn from {2}, [2, 10], [2, 30] and [2, 50] (everything else equal: the
 same seed, steps and data) are compared by (a) the ranking check (ROC AUC of mean |E| for aligned
 vs misaligned pairs of the other modalities, :func:`imse_study.evaluator.quality.ranking_report`)
-and (b) registration of the paper's Table 3 direction with IMSE as the loss. The paper trains one
-VoxelMorph per evaluator; on 2 CPU cores that is out of reach for the quick profile, so (b) uses
-classic optimisation (Eq. 1, our default multi-resolution mode) on the same test pairs, which
-isolates the evaluator from network training noise.
+and (b) registration of the paper's Table 3 direction with IMSE as the loss, two ways: with one
+VoxelMorph per evaluator, as the paper (:func:`ablation_network_table`; the quick profile ships four
+equal-budget networks ``vm-t1-ct-imse_sr_n2_<N>-2d``), and with classic optimisation (Eq. 1, our
+default multi-resolution mode, :func:`ablation_table`) on the same test pairs, which isolates the
+evaluator from network training noise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imse_study.registration.evaluate import evaluate, make_test_pairs
+from imse_study.registration.evaluate import evaluate, make_test_pairs, network_registrar
 from imse_study.registration.methods import classic_registrar
 
 N_RANGES = {"N_2": (2, 2), "N_2_10": (2, 10), "N_2_30": (2, 30), "N_2_50": (2, 50)}
@@ -86,24 +87,103 @@ def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profil
     return table, ranking
 
 
-def table3_comparison(table: pd.DataFrame, ranking: pd.DataFrame, paper: dict, modality: str) -> pd.DataFrame:
-    """Ours (mean over pairs; ranking AUC) beside the paper's Table 3 row, one line per N setting."""
-    paper_row = paper.get("table3_shuffle_remap_N", {}).get(TABLE3_ROWS[modality][2], {})
-    means = table.groupby("method")[["dice", "hd95", "grad"]].mean()
-    auc = ranking.groupby("setting")["auc"].mean() if len(ranking) else pd.Series(dtype=float)
+def network_method(n_range: tuple[int, int]) -> str:
+    """The zoo's method name of the VoxelMorph trained with one ablation evaluator (``imse_sr_n2_30``)."""
+    return f"imse_sr_n{n_range[0]}_{n_range[1]}"
+
+
+NETWORK_EPOCHS = 4  # the shipped ablation networks: 400 steps each (quick), the same for every N
+
+
+def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
+                      train: bool = False, work_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
+    """One VoxelMorph (Eq. 6-7, IMSE loss) per ablation evaluator, for the Table 3 direction.
+
+    Shipped networks are used in the quick profile; the smoke profile (or ``train=True``) trains them
+    here with the evaluators of ``evaluators``. Columns: ``setting, network`` (a checkpoint path or
+    None), ``source``, ``train_command``.
+    """
+    from imse_study.registration.train import train_registration
+    from imse_study.zoo import network_path
+
+    _, (moving, target), _ = TABLE3_ROWS[modality]
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table3-"))
     rows = []
-    for setting in N_RANGES:
-        if setting not in means.index:
-            continue
-        theirs = paper_row.get(setting, {})
-        rows.append({"N": setting.removeprefix("N_").replace("_", "–"), "Dice (ours)": means.loc[setting, "dice"],
-                     "Dice (paper)": theirs.get("dice"), "HD95 mm (ours)": means.loc[setting, "hd95"],
-                     "HD95 (paper)": theirs.get("hd95"), "grad (ours)": means.loc[setting, "grad"],
-                     "grad (paper)": theirs.get("grad"), "ranking AUC (ours)": auc.get(setting)})
+    for row in evaluators.itertuples():
+        method = network_method((row.n_min, row.n_max))
+        command = (f"imse-study train-registration --similarity imse --moving {moving} --target {target} --dim {dim} "
+                   f"--profile {profile} --evaluator {ablation_name(TABLE3_ROWS[modality][0], dim, (row.n_min, row.n_max))} "
+                   f"--epochs {NETWORK_EPOCHS} --out runs/vm-{moving}-{target}-{method}")
+        entry = {"setting": row.setting, "network": None, "source": "not shipped", "train_command": command}
+        if not train and profile != "smoke":
+            path = network_path(method, moving, target, dim, profile)
+            if path is not None:
+                entry.update(network=str(path), source=f"shipped `{path.name}`")
+        elif row.evaluator is not None:
+            out = work / f"vm-{moving}-{target}-{method}"
+            if not (out / "network.pt").exists():
+                train_registration(out, "imse", moving, target, dim=dim, profile=profile,
+                                   similarity_options={"evaluator": row.evaluator}, seed=seed,
+                                   epochs=None if profile == "smoke" else NETWORK_EPOCHS, progress=False)
+            entry.update(network=str(out / "network.pt"), source=f"trained here ({profile})")
+        rows.append(entry)
     return pd.DataFrame(rows)
 
 
-def table3_reading(comparison: pd.DataFrame, evaluators: pd.DataFrame, profile: str, mode: str) -> str:
+def ablation_network_table(modality: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
+                           n_pairs: int | None = None) -> pd.DataFrame:
+    """Per-pair results of every available ablation network on the Table 3 direction's test pairs."""
+    from imse_study.registration.train import load_network
+
+    _, (moving, target), _ = TABLE3_ROWS[modality]
+    pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs)
+    registrars = {row.setting: network_registrar(load_network(row.network)[0])
+                  for row in networks.itertuples() if row.network is not None}
+    table = evaluate(registrars, pairs, include_initial=True, progress=False)
+    table.insert(0, "modality_pair", modality)
+    return table
+
+
+def table3_comparison(table: pd.DataFrame, ranking: pd.DataFrame, paper: dict, modality: str,
+                      network_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Ours (means over pairs; ranking AUC) beside the paper's Table 3 row, one line per N setting.
+
+    ``network_table`` (from :func:`ablation_network_table`) adds the VoxelMorph columns, the paper's
+    own protocol; ``table`` (from :func:`ablation_table`) gives the classic-optimisation columns.
+    """
+    paper_row = paper.get("table3_shuffle_remap_N", {}).get(TABLE3_ROWS[modality][2], {})
+    sources = {"VM": network_table, "classic": table}
+    means = {k: t.groupby("method")[["dice", "hd95", "grad"]].mean() for k, t in sources.items()
+             if t is not None and len(t)}
+    auc = ranking.groupby("setting")["auc"].mean() if len(ranking) else pd.Series(dtype=float)
+    rows = []
+    for setting in N_RANGES:
+        if not any(setting in m.index for m in means.values()):
+            continue
+        theirs = paper_row.get(setting, {})
+        row: dict = {"N": setting.removeprefix("N_").replace("_", "–")}
+        for metric, label, unit in (("dice", "Dice", ""), ("hd95", "HD95", " mm"), ("grad", "grad", "")):
+            for kind, m in means.items():
+                row[f"{label}{unit} ({kind})"] = m.loc[setting, metric] if setting in m.index else None
+            row[f"{label} (paper)"] = theirs.get(metric)
+        row["ranking AUC (ours)"] = auc.get(setting)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _trend(comparison: pd.DataFrame, column: str) -> str | None:
+    values = comparison[["N", column]].dropna()
+    if len(values) < 2:
+        return None
+    first, last, best = values.iloc[0], values.iloc[-1], values.loc[values[column].idxmax()]
+    shape = ("rises monotonically" if values[column].diff().dropna().gt(0).all() else
+             "rises" if last[column] > first[column] else "does not rise")
+    return (f"Dice {shape} from N = {first['N']} ({first[column]:.3f}) to N = {last['N']} ({last[column]:.3f}); "
+            f"the best setting is N = {best['N']} ({best[column]:.3f})")
+
+
+def table3_reading(comparison: pd.DataFrame, evaluators: pd.DataFrame, profile: str, mode: str,
+                   networks: pd.DataFrame | None = None) -> str:
     """A short Markdown reading of the ablation, from the numbers."""
     lines = []
     if profile == "smoke":
@@ -112,15 +192,15 @@ def table3_reading(comparison: pd.DataFrame, evaluators: pd.DataFrame, profile: 
     if not missing.empty:
         lines.append(f"Not available (no shipped evaluator): {', '.join(missing['setting'])}; the table above lists "
                      "the commands that train them.\n")
+    if networks is not None and networks["network"].isna().any():
+        lines.append(f"No network for: {', '.join(networks.loc[networks['network'].isna(), 'setting'])} "
+                     "(the networks table gives the training commands).\n")
+    if "Dice (VM)" in comparison and (text := _trend(comparison, "Dice (VM)")):
+        lines.append(f"With a VoxelMorph trained on each evaluator (the paper's protocol, equal budgets), {text}.")
+    if "Dice (classic)" in comparison and (text := _trend(comparison, "Dice (classic)")):
+        lines.append(f"With IMSE as the loss of classic {mode} optimisation, {text}.")
     if len(comparison) >= 2:
-        best = comparison.loc[comparison["Dice (ours)"].idxmax()]
-        first, last = comparison.iloc[0], comparison.iloc[-1]
-        trend = "rises" if last["Dice (ours)"] > first["Dice (ours)"] else "does not rise"
-        lines.append(
-            f"With IMSE as the loss of classic {mode} optimisation, Dice {trend} from N = {first['N']} "
-            f"({first['Dice (ours)']:.3f}) to N = {last['N']} ({last['Dice (ours)']:.3f}); the best setting here is "
-            f"N = {best['N']} ({best['Dice (ours)']:.3f}). The paper reports Dice rising monotonically with the "
-            "range of N (its Table 3), with its registration networks.")
+        lines.append("The paper reports Dice rising monotonically with the range of N (its Table 3).")
         if comparison["ranking AUC (ours)"].notna().any():
             aucs = ", ".join(f"N = {r['N']}: {r['ranking AUC (ours)']:.3f}" for _, r in comparison.iterrows())
             lines.append(f"\nRanking AUC (aligned vs misaligned pairs of the other modalities): {aucs}.")

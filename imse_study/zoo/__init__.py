@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -145,7 +146,11 @@ def _network_method(meta: dict[str, Any]) -> str:
         return "ncc"
     if sim == "imse":
         evaluator = str(options.get("evaluator", ""))
-        return "imse_bc" if "bc" in Path(evaluator).parent.name or evaluator.endswith("-bc") else "imse_sr"
+        if "bc" in Path(evaluator).parent.name or evaluator.endswith("-bc"):
+            return "imse_bc"
+        ablation = re.search(r"-n(\d+)-(\d+)$", Path(evaluator).stem if evaluator.endswith(".pt") else evaluator)
+        # a Table 3 evaluator (phantom-ct-2d-n2-30): imse_sr_n2_30, beside the main imse_sr
+        return f"imse_sr_n{ablation[1]}_{ablation[2]}" if ablation else "imse_sr"
     if sim == "translated_mae":
         translator = Path(str(options.get("translator", "")))
         return translator.name.split("-")[0] if translator.name.startswith(("cyclegan", "reggan")) else \
