@@ -80,11 +80,14 @@ def test_summary_long_form_and_reading(t1t1):
     assert list(summary["variant"]) == ["mae", "mae_coarse"]
     assert set(summary["fooled"]) <= {0.0}
     assert (summary["pairs"] == 2).all()
+    assert summary["misled"].between(0, 1).all()
+    moved_away = table.assign(epe_deformable=table["epe_affine"] + 1.0)  # a dense stage that left the truth
+    assert (summarise_diagnostic(moved_away)["misled"] == 1.0).all()
     long = dice_long(table)
     assert set(long["stage"]) == {"initial", "affine", "deformable", "truth"}
     assert len(long) == 2 * 2 * 4
     text = diagnostic_reading(summary, reference="mae")
-    assert "mae_coarse" in text and "t1->t1" in text
+    assert "mae_coarse" in text and "t1->t1" in text and "misled" in text
     import matplotlib
 
     matplotlib.use("Agg")
