@@ -231,13 +231,19 @@ def ablation_claim(experiments: Path) -> Claim:
                 continue
             parts.append(f"{_link(f'06_shuffle_remap_ablation_{pair}', PAIRS[pair])}, {how}: Dice "
                          + ", ".join(f"{k.removeprefix('N_').replace('_', '–')} {v:.3f}" for k, v in dice.items()))
-            verdicts.append("monotone" if dice.diff().dropna().gt(0).all() else
-                            "wide-best" if dice.idxmax() == dice.index[-1] else "no")
+            verdicts.append((how, "monotone" if dice.diff().dropna().gt(0).all() else
+                                  "wide-best" if dice.idxmax() == dice.index[-1] else
+                                  "narrow-worst" if dice.idxmin() == dice.index[0] else "no"))
     if not verdicts:
         return _pending("R4", claim, "06_shuffle_remap_ablation (with evaluators)")
-    status = ("**reproduced**" if all(v == "monotone" for v in verdicts) else
-              "**partly**: " + ", ".join(f"{v}" for v in verdicts) + " (monotone / widest range best / neither)"
-              if any(v != "no" for v in verdicts) else "**not reproduced**")
+    words = {"monotone": "Dice rises with every widening", "wide-best": "the widest range is best, not monotone",
+             "narrow-worst": "N = {2} is worst, no rise beyond", "no": "no trend"}
+    if all(v == "monotone" for _, v in verdicts):
+        status = "**reproduced**"
+    elif any(v != "no" for _, v in verdicts):
+        status = "**partly** (" + "; ".join(f"{how.split(',')[0]}: {words[v]}" for how, v in verdicts) + ")"
+    else:
+        status = "**not reproduced**"
     return Claim("R4", claim, "; ".join(parts) + _profile_note(*found.values()), status)
 
 

@@ -171,6 +171,26 @@ def table3_comparison(table: pd.DataFrame, ranking: pd.DataFrame, paper: dict, m
     return pd.DataFrame(rows)
 
 
+def paired_tests(table: pd.DataFrame, reference: str = "N_2_50") -> pd.DataFrame:
+    """Each N setting against ``reference`` on the same pairs: mean Dice difference and the p-value
+    of a two-sided Wilcoxon signed-rank test (scipy), so that a small gap is not read as a trend."""
+    from scipy.stats import wilcoxon
+
+    dice = table[table["method"] != "initial"].pivot_table(index="pair", columns="method", values="dice")
+    rows = []
+    if reference not in dice:
+        return pd.DataFrame(columns=["setting", "versus", "pairs", "dice_difference", "p_value"])
+    for setting in N_RANGES:
+        if setting == reference or setting not in dice:
+            continue
+        both = dice[[reference, setting]].dropna()
+        diff = both[reference] - both[setting]
+        p = float(wilcoxon(both[reference], both[setting]).pvalue) if len(both) >= 5 and diff.abs().sum() > 0 else float("nan")
+        rows.append({"setting": setting, "versus": reference, "pairs": len(both),
+                     "dice_difference": float(diff.mean()), "p_value": p})
+    return pd.DataFrame(rows)
+
+
 def _trend(comparison: pd.DataFrame, column: str) -> str | None:
     values = comparison[["N", column]].dropna()
     if len(values) < 2:
@@ -182,8 +202,16 @@ def _trend(comparison: pd.DataFrame, column: str) -> str | None:
             f"the best setting is N = {best['N']} ({best[column]:.3f})")
 
 
+def _tests_text(tests: pd.DataFrame | None) -> str:
+    if tests is None or tests.empty:
+        return ""
+    parts = [f"{r.setting.removeprefix('N_').replace('_', '–')} {r.dice_difference:+.3f} (p = {r.p_value:.2g})"
+             for r in tests.itertuples()]
+    return f" N = 2–50 minus each other setting, paired over {int(tests['pairs'].iloc[0])} pairs: " + ", ".join(parts) + "."
+
+
 def table3_reading(comparison: pd.DataFrame, evaluators: pd.DataFrame, profile: str, mode: str,
-                   networks: pd.DataFrame | None = None) -> str:
+                   networks: pd.DataFrame | None = None, tests: dict[str, pd.DataFrame] | None = None) -> str:
     """A short Markdown reading of the ablation, from the numbers."""
     lines = []
     if profile == "smoke":
@@ -196,9 +224,11 @@ def table3_reading(comparison: pd.DataFrame, evaluators: pd.DataFrame, profile: 
         lines.append(f"No network for: {', '.join(networks.loc[networks['network'].isna(), 'setting'])} "
                      "(the networks table gives the training commands).\n")
     if "Dice (VM)" in comparison and (text := _trend(comparison, "Dice (VM)")):
-        lines.append(f"With a VoxelMorph trained on each evaluator (the paper's protocol, equal budgets), {text}.")
+        lines.append(f"With a VoxelMorph trained on each evaluator (the paper's protocol, equal budgets), {text}."
+                     + _tests_text((tests or {}).get("VM")))
     if "Dice (classic)" in comparison and (text := _trend(comparison, "Dice (classic)")):
-        lines.append(f"With IMSE as the loss of classic {mode} optimisation, {text}.")
+        lines.append(f"With IMSE as the loss of classic {mode} optimisation, {text}."
+                     + _tests_text((tests or {}).get("classic")))
     if len(comparison) >= 2:
         lines.append("The paper reports Dice rising monotonically with the range of N (its Table 3).")
         if comparison["ranking AUC (ours)"].notna().any():
