@@ -447,6 +447,8 @@ def bench_registration(mode: str, device: str = "cpu") -> dict[str, Any]:
             methods["voxelmorph_imse_sr"] = network_registrar(net)
             methods["voxelmorph_imse_sr"](pairs.moving[:1], pairs.target[:1])  # warm-up (first-call overhead)
         methods["classic_imse_multires"] = classic_registrar("imse", pairs)
+        methods["classic_imse_multires_bf16"] = classic_registrar("imse", pairs,
+                                                                  similarity_options={"precision": "bfloat16"})
         methods["classic_imse_paper"] = classic_registrar("imse", pairs, mode="paper", iterations=200, lr=1.0)
         methods["ants_syn_mi"] = external_registrar("ants", pairs, threads=1)
         methods["elastix"] = external_registrar("elastix", pairs, threads=1)
@@ -492,7 +494,11 @@ def bench_registration(mode: str, device: str = "cpu") -> dict[str, Any]:
                                  note=f"Dice VoxelMorph {vm_d:.3f} vs ANTs {ants_d:.3f} ({'>=' if dice_ok else '<'}); "
                                       f"speed part {'met' if speed >= TARGETS['network_vs_ants'] else 'missed'}; "
                                       f"{n} pairs; CPU-time ratio {cpu_ratio:.1f}"))
-        for name in ("classic_imse_multires", "classic_imse_paper"):
+        fp32_s, fp32_d, *_ = matched("classic_imse_multires")
+        bf16_s, bf16_d, *_ = matched("classic_imse_multires_bf16")
+        ratios.append(_ratio(f"registration {pairs.direction}: classic IMSE float32 s / bfloat16 s", fp32_s / bf16_s, None,
+                             note=f"Dice float32 {fp32_d:.3f} vs bfloat16 {bf16_d:.3f} (evaluator under torch.autocast)"))
+        for name in ("classic_imse_multires", "classic_imse_multires_bf16", "classic_imse_paper"):
             m_s, m_d, ants_s, ants_d, n, cpu_ratio = matched(name)
             ratios.append(_ratio(f"registration {pairs.direction}: {name} s / ANTs SyN s", m_s / ants_s,
                                  TARGETS["classic_imse_vs_ants"], higher_is_better=False,

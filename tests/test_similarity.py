@@ -198,6 +198,26 @@ def test_imse_needs_to_know_the_evaluator_modality() -> None:
                    evaluator_modality="t2")
 
 
+def test_imse_in_bfloat16_follows_float32() -> None:
+    """The shipped (trained) evaluator: bfloat16 autocast keeps the loss and the gradient direction."""
+    exact = similarity("imse", evaluator="phantom-ct-2d", moving_modality="t1", target_modality="ct")
+    fast = similarity("imse", evaluator="phantom-ct-2d", moving_modality="t1", target_modality="ct",
+                      precision="bfloat16")
+    target = textured((120, 120))
+    losses, grads = [], []
+    for sim in (exact, fast):
+        warped = shifted(textured((120, 120), seed=1)).requires_grad_(True)
+        loss = sim(warped, target)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        losses.append(float(loss))
+        grads.append(warped.grad.flatten())
+    assert losses[1] == pytest.approx(losses[0], rel=0.02)
+    assert float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)) > 0.95
+    with pytest.raises(ValueError, match="precision"):
+        similarity("imse", evaluator="phantom-ct-2d", moving_modality="t1", target_modality="ct", precision="half")
+
+
 def test_imse_is_frozen_and_passes_gradients_to_the_warped_image() -> None:
     evaluator = tiny_evaluator(2, "t1").train()
     sim = similarity("imse", evaluator=evaluator, moving_modality="t2", target_modality="t1")

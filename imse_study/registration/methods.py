@@ -32,9 +32,11 @@ def default_evaluator(moving_modality: str, target_modality: str) -> str:
     raise ValueError(f"no shipped evaluator knows {moving_modality} or {target_modality}: pass evaluator=...")
 
 
-def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, **optimise_options: Any) -> Registrar:
-    """Classic optimisation with similarity ``name``; options go to :func:`optimise` (mode, iterations...)."""
-    options: dict[str, Any] = {}
+def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, similarity_options: dict | None = None,
+                      **optimise_options: Any) -> Registrar:
+    """Classic optimisation with similarity ``name``; options go to :func:`optimise` (mode, iterations...),
+    ``similarity_options`` to the similarity (e.g. ``{"precision": "bfloat16"}`` for IMSE)."""
+    options: dict[str, Any] = dict(similarity_options or {})
     if name in ("imse", "imse_robust"):
         options["evaluator"] = evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality)
     sim = make_similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality,
