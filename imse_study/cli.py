@@ -82,7 +82,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
         args.moving, args.target, args.output, similarity=args.similarity, evaluator=args.evaluator,
         moving_modality=args.moving_modality, target_modality=args.target_modality,
         moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
-        mode=args.mode, smooth_weight=args.smooth_weight,
+        mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
     )
     print(summary_text(summary))
     print(f"results in {args.output}: warped.nii.gz, displacement.nii.gz, summary.json")
@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("multires", "paper"), default="multires",
                    help="multires (affine, then a coarse-to-fine field; default) or the paper's single-level field")
     p.add_argument("--smooth-weight", type=float, help="weight of the smoothness term (default 5)")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="imse: bfloat16 runs the evaluator under autocast, about 2x faster on recent CPUs")
     p.set_defaults(func=_cmd_register)
 
     from imse_study.baselines.translator import add_translator_arguments, run_translator
