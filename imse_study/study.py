@@ -182,8 +182,11 @@ def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, see
     target = out_dir / f"{name}.ipynb"
     parameters = {**params, "profile": profile, "seed": seed, "results_csv": f"{name}.csv", **(extra or {})}
     start = time.perf_counter()
+    from imse_study.kernel_start import SerialStartKernelManager
+
     pm.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(out_dir),
-                        progress_bar=False, kernel_name="python3", log_output=False)
+                        progress_bar=False, kernel_name="python3", log_output=False,
+                        kernel_manager_class=SerialStartKernelManager)
     seconds = time.perf_counter() - start
     retitle(target, params)
     return {"notebook": f"notebooks/{stem}.ipynb", "output": target.name, "parameters": parameters,
