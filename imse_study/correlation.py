@@ -300,13 +300,16 @@ def correlation_table(scores: pd.DataFrame, x: str = "error", y: str = "dice", b
 
 def _rowwise(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     """Pearson or Spearman correlation of each row of ``a`` with the same row of ``b`` (NaN if constant)."""
+    # a constant row has no correlation; test it exactly (its centred values may be ~1e-17, not 0)
+    constant = (np.ptp(a, axis=1) == 0) | (np.ptp(b, axis=1) == 0)
     if method == "spearman":
         a, b = stats.rankdata(a, axis=1), stats.rankdata(b, axis=1)
     a = a - a.mean(1, keepdims=True)
     b = b - b.mean(1, keepdims=True)
     den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    ok = (den > 0) & ~constant
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1.0), np.nan)
+        return np.where(ok, (a * b).sum(1) / np.where(ok, den, 1.0), np.nan)
 
 
 def correlation_difference(scores: pd.DataFrame, first: str, second: str, x: str = "error", y: str = "dice",
