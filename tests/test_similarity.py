@@ -210,7 +210,7 @@ def test_imse_in_bfloat16_follows_float32() -> None:
         loss = sim(warped, target)
         assert loss.dtype == torch.float32
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         grads.append(warped.grad.flatten())
     assert losses[1] == pytest.approx(losses[0], rel=0.02)
     assert float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)) > 0.95
