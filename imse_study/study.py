@@ -35,6 +35,7 @@ BOOK = REPO / "book"
 EXPERIMENTS = BOOK / "experiments"
 RUN_LOG = "run_log.json"
 RUN_LOG_MD = "run_log.md"
+MAX_INVOCATIONS = 10  # the run log keeps the last invocations (wall time of whole runs)
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,12 @@ def write_run_log(out_dir: Path, records: list[dict], profile: str, wall: float)
     runs = log.get("runs", {})
     for r in records:
         runs[r["output"]] = r
+    invocation = {"command": "python -m imse_study.study " + " ".join(sys.argv[1:]), "profile": profile,
+                  "wall_seconds": round(wall, 1), "notebooks": [r["output"] for r in records],
+                  "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    history = (log.get("invocations") or [])[-(MAX_INVOCATIONS - 1):] + [invocation]
     log.update({"runs": dict(sorted(runs.items())), "environment": environment(),
-                "last_invocation": {"command": "python -m imse_study.study " + " ".join(sys.argv[1:]),
-                                    "profile": profile, "wall_seconds": round(wall, 1),
-                                    "notebooks": [r["output"] for r in records]}})
+                "last_invocation": invocation, "invocations": history})
     path.write_text(json.dumps(log, indent=2) + "\n")
     (out_dir / RUN_LOG_MD).write_text(run_log_markdown(log))
     return path
@@ -220,7 +223,13 @@ def run_log_markdown(log: dict) -> str:
     env = log.get("environment", {})
     inv = log.get("last_invocation", {})
     lines += ["", f"Last invocation: `{inv.get('command', '')}` (profile {inv.get('profile')}, "
-                  f"{inv.get('wall_seconds')} s of wall time for {len(inv.get('notebooks', []))} notebook(s)).", "",
+                  f"{inv.get('wall_seconds')} s of wall time for {len(inv.get('notebooks', []))} notebook(s))."]
+    history = log.get("invocations") or []
+    if history:
+        lines += ["", "| invocation | notebooks | wall time (s) | finished (UTC) |", "|---|---|---|---|"]
+        lines += [f"| `{h.get('command', '')}` | {len(h.get('notebooks', []))} | {h.get('wall_seconds')} | "
+                  f"{h.get('finished', '')} |" for h in history]
+    lines += ["",
               "| environment | |", "|---|---|",
               f"| python | {env.get('python')} |", f"| platform | {env.get('platform')} |",
               f"| CPU | {env.get('cpu')} ({env.get('cpu_count')} logical cores, torch threads {env.get('torch_threads')}) |",

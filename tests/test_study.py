@@ -54,6 +54,8 @@ def test_run_log_merges_and_renders(tmp_path):
     assert log["environment"]["versions"]["papermill"]
     md = (tmp_path / study.RUN_LOG_MD).read_text()
     assert "`00_data.ipynb` | smoke" in md and "| python |" in md
+    assert [h["wall_seconds"] for h in log["invocations"]] == [2.0, 3.0]  # whole runs are kept too
+    assert "| invocation | notebooks | wall time (s) |" in md
 
 
 def test_retitle_adds_the_parameter_set(tmp_path):
