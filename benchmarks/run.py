@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import statistics
@@ -192,6 +191,14 @@ def _alternate(fns: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[
                 "repeats": len(v)} for k, v in times.items()}
 
 
+def _call(fn: Callable[..., Any], *args: Any, context: Callable[[], Any] = torch.no_grad) -> Callable[[], Any]:
+    """``fn(*args)`` under ``context`` (no autograd by default), as a closure for :func:`_alternate`."""
+    def run() -> Any:
+        with context():
+            return fn(*args)
+    return run
+
+
 def _ratio(name: str, value: float, target: float | None, higher_is_better: bool = True, unit: str = "x",
            note: str = "", met: bool | None = None) -> dict[str, Any]:
     if met is None and target is not None and value == value:
@@ -212,7 +219,7 @@ def _fit_exponent(sizes: list[int], times: list[float]) -> float | None:
 # 1. Shuffle Remap
 
 
-def bench_shuffle_remap(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_shuffle_remap(mode: str) -> dict[str, Any]:
     cases, ratios = [], []
     for name, shape, repeats in SETTINGS[mode]["sr_cases"]:
         for n_range in ((2, 50), (40, 50)):
@@ -277,7 +284,7 @@ def _pipeline_case(label: str, size: int, width: int, n_blocks: int, batch: int,
     }
 
 
-def bench_pipeline(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_pipeline(mode: str) -> dict[str, Any]:
     from imse_study.config import get_profile
 
     s = SETTINGS[mode]
@@ -287,7 +294,7 @@ def bench_pipeline(mode: str, device: str = "cpu") -> dict[str, Any]:
         cfg, size = prof.evaluator2d, prof.phantom.size2d[0]
         step_batch = cfg.batch_size if prof_name != "paper" else s["paper_step_batch"]
         row = _pipeline_case(prof_name, size, cfg.width, cfg.n_blocks, cfg.batch_size, step_batch,
-                             s["pipeline_calls"], steps, device)
+                             s["pipeline_calls"], steps, "cpu")
         cases.append(row)
         print(f"  {prof_name:6s} {size}px width {cfg.width} blocks {cfg.n_blocks}: "
               f"{row['samples_per_s']:8.1f} samples/s, {row['steps_per_s']:.3f} steps/s (batch {step_batch}) "
@@ -370,7 +377,7 @@ def _scaling_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_scaling(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_scaling(mode: str) -> dict[str, Any]:
     from imse_study.config import get_profile
 
     s = SETTINGS[mode]
@@ -380,7 +387,7 @@ def bench_scaling(mode: str, device: str = "cpu") -> dict[str, Any]:
         n_blocks = quick.evaluator(dim).n_blocks
         for width in s["scaling_widths"]:
             spec = {"dim": dim, "width": width, "n_blocks": n_blocks, "sizes": s["scaling_sizes"][dim],
-                    "limit_s": s["scaling_limit_s"][dim], "repeats": s["scaling_repeats"][dim], "device": device}
+                    "limit_s": s["scaling_limit_s"][dim], "repeats": s["scaling_repeats"][dim], "device": "cpu"}
             # a fixed mmap threshold: glibc then returns every large tensor's memory to the OS on free,
             # so the resident set before a size holds the model and input only
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "131072"}
@@ -427,7 +434,7 @@ def _cpu_timed(register, store: list[float]):
     return wrapped
 
 
-def bench_registration(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_registration(mode: str) -> dict[str, Any]:
     from imse_study import zoo
     from imse_study.registration.evaluate import evaluate, make_test_pairs, network_registrar
     from imse_study.registration.methods import classic_registrar, external_registrar
@@ -533,17 +540,9 @@ def _compile_worker(spec: dict[str, Any]) -> dict[str, Any]:
         compiled(x)
     compile_s = time.perf_counter() - start
 
-    def eager():
-        with torch.no_grad():
-            model(x)
-
-    def comp():
-        with torch.no_grad():
-            compiled(x)
-
     with torch.no_grad():
         diff = float((compiled(x) - model(x)).abs().max())
-    t = _alternate({"eager": eager, "compiled": comp}, spec["repeats"])
+    t = _alternate({"eager": _call(model, x), "compiled": _call(compiled, x)}, spec["repeats"])
     out = {"compile_s": compile_s, "times": t, "max_abs_diff": diff}
 
     # what classic IMSE registration does at each step: forward + backward to the input (batch 1,
@@ -567,7 +566,7 @@ def _compile_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def bench_optimisations(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_optimisations(mode: str) -> dict[str, Any]:
     from imse_study import zoo
     from imse_study.config import get_profile
     from imse_study.evaluator.model import Evaluator
@@ -585,18 +584,8 @@ def bench_optimisations(mode: str, device: str = "cpu") -> dict[str, Any]:
         pairs = make_test_pairs("t1", "t2", dim=2, profile="quick", limit=1)
         m, t = pairs.moving[:1], pairs.target[:1]
 
-        def autograd():
-            net(m, t)
-
-        def nograd():
-            with torch.no_grad():
-                net(m, t)
-
-        def inference():
-            with torch.inference_mode():
-                net(m, t)
-
-        times = _alternate({"autograd": autograd, "no_grad": nograd, "inference_mode": inference}, reps * 3)
+        times = _alternate({"autograd": lambda: net(m, t), "no_grad": _call(net, m, t),
+                            "inference_mode": _call(net, m, t, context=torch.inference_mode)}, reps * 3)
         checks.append({"check": "VoxelMorph inference 120x120: autograd vs no_grad vs inference_mode", "times": times})
         ratios.append(_ratio("VoxelMorph inference: autograd s / no_grad s", times["autograd"]["wall_s"]
                              / times["no_grad"]["wall_s"], None, note="network_registrar already uses no_grad"))
@@ -614,17 +603,9 @@ def bench_optimisations(mode: str, device: str = "cpu") -> dict[str, Any]:
     x = torch.rand(cfg.batch_size, 2, size, size) * 2 - 1
     x_cl = x.contiguous(memory_format=torch.channels_last)
 
-    def contiguous():
-        with torch.no_grad():
-            model(x)
-
-    def channels_last():
-        with torch.no_grad():
-            model_cl(x_cl)
-
     with torch.no_grad():
         diff = float((model(x) - model_cl(x_cl)).abs().max())
-    times = _alternate({"contiguous": contiguous, "channels_last": channels_last}, reps)
+    times = _alternate({"contiguous": _call(model, x), "channels_last": _call(model_cl, x_cl)}, reps)
     checks.append({"check": f"evaluator forward {size}x{size} width {cfg.width} batch {cfg.batch_size}: "
                             "contiguous vs channels_last", "times": times, "max_abs_diff": diff})
     ratios.append(_ratio(f"evaluator forward {size}px: contiguous s / channels_last s",
@@ -698,7 +679,7 @@ def bench_optimisations(mode: str, device: str = "cpu") -> dict[str, Any]:
 # 6. GPU
 
 
-def bench_gpu(mode: str, device: str = "cpu") -> dict[str, Any]:
+def bench_gpu(mode: str) -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"skipped": "no GPU: torch.cuda.is_available() is False", "ratios": []}
     from imse_study.augment.intensity import shuffle_remap
@@ -781,8 +762,6 @@ def run(mode: str = "full", only: list[str] | None = None, out: Path | None = DE
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
-    if isinstance(o, float) and math.isnan(o):
-        return None
     return str(o)
 
 

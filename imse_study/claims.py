@@ -221,12 +221,14 @@ def ablation_claim(experiments: Path) -> Claim:
     found = {p: t for p in PAIRS if (t := _read(experiments, f"06_shuffle_remap_ablation_{p}")) is not None}
     if not found:
         return _pending("R4", claim, "06_shuffle_remap_ablation")
+    from imse_study.registration.ablation import N_RANGES
+
     parts, verdicts = [], []
     kinds = (("registration_network", "VoxelMorph per evaluator, as the paper"), ("registration", "classic optimisation"))
     for pair, t in found.items():
         for kind, how in kinds:
             reg = t[(t.get("metric_kind") == kind) & (t["method"] != "initial")]
-            dice = reg.groupby("method")["dice"].mean().reindex(["N_2", "N_2_10", "N_2_30", "N_2_50"]).dropna()
+            dice = reg.groupby("method")["dice"].mean().reindex(list(N_RANGES)).dropna()
             if len(dice) < 2:
                 continue
             parts.append(f"{_link(f'06_shuffle_remap_ablation_{pair}', PAIRS[pair])}, {how}: Dice "
@@ -296,7 +298,9 @@ def robustness_claims(experiments: Path) -> list[Claim]:
     wins2 = total2 = 0
     for pair, t in found.items():
         if {"epe_affine", "epe_deformable"} <= set(t.columns):  # the dense stage moved away from the true field
-            t = t.assign(misled=(t["epe_deformable"] - t["epe_affine"]) > 0.05)
+            from imse_study.registration.diagnostic import misled
+
+            t = t.assign(misled=misled(t).astype(float))
         means = t.groupby("variant")[[c for c in ("dice_affine", "dice_deformable", "fooled", "misled")
                                       if c in t.columns]].mean()
         link = _link(f"07_robustness_{pair}", PAIRS[pair])

@@ -295,7 +295,7 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {}
         while queue or running:
-            while queue and failure is None and len(running) < jobs:
+            while queue and len(running) < jobs:  # a failure empties the queue
                 stem, name, params = queue.pop(0)
                 running[pool.submit(execute, stem, name, params, out_dir, profile, seed, NOTEBOOKS, extra)] = (stem, name)
             bar.set_postfix_str(", ".join(name for _, name in running.values()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def write_log_csv(path: str | Path, history: list[dict]) -> Path:
             writer.writerows(history)
 
     return atomic_write(path, write)
+
+
+def with_epochs(cfg, epochs: int | None):
+    """``cfg`` (a frozen training-budget dataclass of :mod:`imse_study.config`) with ``epochs`` epochs
+    instead of the profile's, or unchanged when ``epochs`` is None."""
+    if epochs is None:
+        return cfg
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, not {epochs}")
+    return replace(cfg, epochs=int(epochs))
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:

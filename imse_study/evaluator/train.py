@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap,
+    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_epochs,
 )
 from imse_study.warp import warp
 
@@ -176,11 +176,7 @@ def train_evaluator(
     if not (1 <= n_range[0] <= n_range[1]):
         raise ValueError(f"n_range must satisfy 1 <= min <= max, got {n_range}")
     prof = get_profile(profile)
-    cfg = prof.evaluator(dim)
-    if epochs is not None:  # a shorter or longer budget than the profile's
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {epochs}")
-        cfg = replace(cfg, epochs=int(epochs))
+    cfg = with_epochs(prof.evaluator(dim), epochs)  # a shorter or longer budget than the profile's
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)

@@ -410,9 +410,9 @@ class RegisterWidget(_Base):
 
     def _similarity(self, mov_layer, tgt_layer, ndim: int):
         name = self.similarity.value
-        from imse_study.registration.similarity import similarity
+        from imse_study.registration.similarity import EVALUATOR_SIMILARITIES, similarity
 
-        if name not in ("imse", "imse_robust"):
+        if name not in EVALUATOR_SIMILARITIES:
             return similarity(name), name
         mov_mod = _modality(self.moving_modality.value, mov_layer)
         tgt_mod = _modality(self.target_modality.value, tgt_layer)

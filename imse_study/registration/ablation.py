@@ -72,16 +72,15 @@ def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profil
 
     evaluator_modality, (moving, target), _ = TABLE3_ROWS[modality]
     pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs)
-    available = evaluators[evaluators["evaluator"].notna()]
-    registrars = {row.setting: classic_registrar("imse", pairs, evaluator=row.evaluator, mode=mode,
-                                                 iterations=iterations, progress=False)
-                  for row in available.itertuples()}
+    registrars, rankings = {}, []
+    for row in evaluators[evaluators["evaluator"].notna()].itertuples():
+        model, meta = load_any(row.evaluator)  # once: the registration loss and the ranking share it
+        registrars[row.setting] = classic_registrar(
+            "imse", pairs, evaluator=model, similarity_options={"evaluator_modality": meta.modality},
+            mode=mode, iterations=iterations, progress=False)
+        rankings.append(ranking_report(model, evaluator_modality, dim, profile).assign(setting=row.setting))
     table = evaluate(registrars, pairs, include_initial=True, progress=False)
     table.insert(0, "modality_pair", modality)
-    rankings = []
-    for row in available.itertuples():
-        model, _ = load_any(row.evaluator)
-        rankings.append(ranking_report(model, evaluator_modality, dim, profile).assign(setting=row.setting))
     ranking = pd.concat(rankings, ignore_index=True) if rankings else pd.DataFrame(
         columns=["reference", "other", "pairs", "auc", "setting"])
     return table, ranking

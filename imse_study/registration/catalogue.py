@@ -100,20 +100,12 @@ def train_command(method: str, moving: str, target: str, dim: int, profile: str)
     return f"{base}{extra} --bidirectional --out runs/vm-{moving}-{target}-{method}"
 
 
-def _shipped_evaluator(name: str) -> bool:
-    from imse_study.evaluator.pretrained import available_pretrained
-
-    return name in available_pretrained()
-
-
 def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
-                   use_shipped: bool, progress: bool) -> str:
-    name = evaluator_name(method, moving, target, dim)
-    if use_shipped and _shipped_evaluator(name):
-        return name
+                   progress: bool) -> str:
+    """The evaluator ``method`` trains with, trained in ``work`` (reused when already there)."""
     from imse_study.evaluator.train import train_evaluator
 
-    out = work / f"evaluator-{name}"
+    out = work / f"evaluator-{evaluator_name(method, moving, target, dim)}"
     if not (out / "evaluator.pt").exists():
         noise = "bezier" if method == "imse_bc" else "shuffle_remap"
         train_evaluator(out, evaluator_modality(moving, target), dim, profile, noise=noise, seed=seed,
@@ -122,11 +114,8 @@ def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str
 
 
 def _translator_for(kind: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
-                    use_shipped: bool, progress: bool) -> str:
-    from imse_study.zoo import translator_path
-
-    if use_shipped and (path := translator_path(kind, moving, target, dim, profile)) is not None:
-        return str(path)
+                    progress: bool) -> str:
+    """The translator a ``translated_mae`` network trains with, trained in ``work`` (reused when there)."""
     from imse_study.baselines.translator import train_translator
 
     out = work / f"{kind}-{moving}-{target}"
@@ -153,14 +142,12 @@ def obtain_network(
 
     similarity_name = similarity_of(method)
     command = train_command(method, moving, target, dim, profile)
-    use_shipped = not train and profile != "smoke"
-    if use_shipped:
+    if not train and profile != "smoke":  # shipped or nothing: training here must be asked for
         path = network_path(method, moving, target, dim, profile)
-        if path is not None:
-            model, meta = load_network(path)
-            return MethodNetwork(method, moving, target, model, f"shipped `{path.name}` ({meta.steps} steps)", command)
-        if profile != "smoke":
+        if path is None:
             return MethodNetwork(method, moving, target, None, "not shipped for this profile", command)
+        model, meta = load_network(path)
+        return MethodNetwork(method, moving, target, model, f"shipped `{path.name}` ({meta.steps} steps)", command)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table2-"))
     bidirectional = method not in TRANSLATOR_METHODS
     for a, b in ((moving, target), (target, moving)) if bidirectional else ((moving, target),):
@@ -170,9 +157,9 @@ def obtain_network(
             return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
     options: dict[str, Any] = {}
     if method.startswith("imse"):
-        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, use_shipped, progress)
+        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, progress)
     if method in TRANSLATOR_METHODS:
-        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, use_shipped, progress)
+        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, progress)
     out = work / f"vm-{moving}-{target}-{method}"
     result = train_registration(out, similarity_name, moving, target, dim=dim, profile=profile,
                                 similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress)

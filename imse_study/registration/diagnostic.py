@@ -62,6 +62,7 @@ __all__ = [
     "diagnostic_reading",
     "dice_long",
     "fooling_diagnostic",
+    "misled",
     "invert_displacement",
     "make_diagnostic_pairs",
     "resolve_variants",
@@ -350,6 +351,15 @@ def fooling_diagnostic(
     return pd.DataFrame(rows)
 
 
+MISLED_EPE_PX = 0.05  # end-point error rise (px) that counts as the dense stage moving away from the truth
+
+
+def misled(table: pd.DataFrame) -> pd.Series:
+    """Per row: did the dense stage raise the end-point error over the affine stage's (by more than
+    :data:`MISLED_EPE_PX`)? NaN where there was no affine stage."""
+    return (table["epe_deformable"] - table["epe_affine"]).gt(MISLED_EPE_PX).where(table["epe_affine"].notna())
+
+
 def summarise_diagnostic(table: pd.DataFrame) -> pd.DataFrame:
     """Per direction x variant: pairs, fooled fraction, Dice / HD95 / grad affine vs deformable, seconds."""
     required = {"direction", "variant", "fooled", "dice_deformable", "seconds"}
@@ -384,8 +394,7 @@ def summarise_diagnostic(table: pd.DataFrame) -> pd.DataFrame:
     if {"loss_truth", "loss_initial"} <= set(t.columns):  # also for tables written before the column existed
         t["truth_above_initial"] = t["loss_truth"] > t["loss_initial"]
     if {"epe_affine", "epe_deformable"} <= set(t.columns):
-        # the dense stage moved the solution away from the true field (end-point error up by > 0.05 px)
-        t["misled"] = (t["epe_deformable"] - t["epe_affine"]).gt(0.05).where(t["epe_affine"].notna())
+        t["misled"] = misled(t)
     # relative margin: how far below (negative) or above (positive) the truth's loss the solution sits,
     # as a fraction of the loss drop from the initial misalignment to the truth
     span = (t["loss_initial"] - t["loss_truth"]).abs().where(lambda s: s > 0)

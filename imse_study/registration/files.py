@@ -21,6 +21,7 @@ from imse_study.data.io import load_labels, load_nifti, save_nifti
 from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
 from imse_study.metrics import dice
 from imse_study.registration.instance import optimise
+from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
 from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import atomic_write_json
 from imse_study.warp import warp
@@ -56,7 +57,7 @@ def register_files(
     target = to_unit_range(target, target_modality)
     options: dict[str, Any] = {}
     slicewise = False
-    if similarity in ("imse", "imse_robust"):
+    if similarity in EVALUATOR_SIMILARITIES:
         from imse_study.evaluator.pretrained import load_any
 
         if evaluator is None:

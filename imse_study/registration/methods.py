@@ -15,6 +15,7 @@ import torch
 
 from imse_study.registration.evaluate import Registrar, TestPairs
 from imse_study.registration.instance import optimise
+from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
 from imse_study.registration.similarity import similarity as make_similarity
 
 CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse", "imse_robust")
@@ -37,7 +38,7 @@ def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, simila
     """Classic optimisation with similarity ``name``; options go to :func:`optimise` (mode, iterations...),
     ``similarity_options`` to the similarity (e.g. ``{"precision": "bfloat16"}`` for IMSE)."""
     options: dict[str, Any] = dict(similarity_options or {})
-    if name in ("imse", "imse_robust"):
+    if name in EVALUATOR_SIMILARITIES:
         options["evaluator"] = evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality)
     sim = make_similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality,
                           **options)

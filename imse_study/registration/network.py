@@ -11,6 +11,8 @@ velocity field). The network predicts a displacement in voxels in the convention
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from monai.networks.nets import VoxelMorph, VoxelMorphUNet
 from torch import nn
@@ -31,7 +33,9 @@ class RegistrationNet(nn.Module):
             spatial_dims=dim, in_channels=2, unet_out_channels=32, channels=UNET_CHANNELS,
             final_conv_channels=FINAL_CONV_CHANNELS,
         )
-        self.voxelmorph = VoxelMorph(backbone=backbone, integration_steps=integration_steps, spatial_dims=dim)
+        with warnings.catch_warnings():  # MONAI's Warp says "Using PyTorch native grid_sample" when built
+            warnings.filterwarnings("ignore", message=".*Using PyTorch native grid_sample")
+            self.voxelmorph = VoxelMorph(backbone=backbone, integration_steps=integration_steps, spatial_dims=dim)
         # VoxelMorph starts from a near-zero field: small weights on the last convolution.
         last = backbone.net[-1][-1].conv
         nn.init.normal_(last.weight, std=1e-5)

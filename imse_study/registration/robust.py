@@ -14,9 +14,9 @@ of optimiser options:
   whose second image was warped by a free-form field found by minimising the current evaluator's
   |E| (the warps a registration would find), labelled with their true error ``x2 - x1``.
 
-:func:`robust_similarity` builds the variant that the diagnostic measured best (``imse_robust``);
-:data:`ROBUST_OPTIONS` are the optimiser options that go with it, and :func:`robust_registrar` is
-the method for the evaluation table.
+:func:`robust_similarity` builds the variant that the diagnostic measured best (``imse_robust``,
+registered in :func:`~imse_study.registration.similarity.similarity`, so
+:func:`~imse_study.registration.methods.classic_registrar` runs it like any other loss).
 
 Measured (issue 8; ``python -m imse_study.registration.diagnostic --direction DIR --pairs 8
 --variants ...``, 2D quick phantom, 8 test pairs per direction, 200 iterations, multires, shipped
@@ -51,13 +51,11 @@ from imse_study.registration.similarity import Similarity, SimilarityLike, simil
 from imse_study.warp import warp
 
 __all__ = [
-    "ROBUST_OPTIONS",
     "InnerMask",
     "MultiScale",
     "WeightedSum",
     "finetune_hard_negatives",
     "hardening_variants",
-    "robust_registrar",
     "robust_similarity",
 ]
 
@@ -163,10 +161,8 @@ class InnerMask(Similarity):
 # The named variant
 # ----------------------------------------------------------------------------------------------
 
-# The optimiser options of the robust method (see robust_similarity): the defaults of optimise()
-# (multires, spacing 4, smoothness 5); coarser or smoother transforms measured no better (module
-# docstring).
-ROBUST_OPTIONS: dict[str, Any] = {}
+# The robust method uses optimise()'s defaults (multires, spacing 4, smoothness 5); coarser or
+# smoother transforms measured no better (module docstring).
 ROBUST_MIND_WEIGHT = 1.0
 
 
@@ -187,21 +183,6 @@ def robust_similarity(
     imse = similarity("imse", evaluator=evaluator, moving_modality=moving_modality,
                       target_modality=target_modality, evaluator_modality=evaluator_modality)
     return WeightedSum([(imse_weight, imse), (mind_weight, similarity("mind"))])
-
-
-def robust_registrar(pairs, evaluator: Any = None, **optimise_options: Any):
-    """The ``imse_robust`` method for :func:`.evaluate.evaluate`: ``(moving, target) -> displacement``."""
-    from imse_study.registration.instance import optimise
-    from imse_study.registration.methods import default_evaluator
-
-    sim = robust_similarity(evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality),
-                            pairs.moving_modality, pairs.target_modality)
-    options = {**ROBUST_OPTIONS, **optimise_options}
-
-    def register(moving: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return optimise(moving, target, sim, **options).displacement
-
-    return register
 
 
 def hardening_variants(
@@ -233,11 +214,11 @@ def hardening_variants(
         "mi": lambda: Variant("mi"),
         "mind": lambda: Variant("mind"),
         "imse": lambda: Variant(imse()),
-        "imse+mind": lambda: Variant(WeightedSum([(1.0, imse()), (1.0, similarity("mind"))])),
+        "imse+mind": lambda: Variant(robust_similarity(ev, **mods)),  # the 1:1 sum that became imse_robust
         "imse_coarse": lambda: Variant(imse(), {"grid_spacing": 16, "levels": 2, "smooth_weight": 20.0}),
         "imse_multiscale": lambda: Variant(MultiScale(imse(), (1, 2))),
         "imse_inner": lambda: Variant(InnerMask(imse(), erode=6)),
-        "imse_robust": lambda: Variant(robust_similarity(ev, **mods), dict(ROBUST_OPTIONS)),
+        "imse_robust": lambda: Variant(robust_similarity(ev, **mods)),
     }
     if finetuned is not None:
         builders["imse_hardneg"] = lambda: Variant(imse(str(finetuned)))

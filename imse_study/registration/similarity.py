@@ -422,6 +422,7 @@ def imse_robust(evaluator, moving_modality: str, target_modality: str, evaluator
 
 _REGISTRY["imse_robust"] = imse_robust  # type: ignore[assignment]
 _USES_MODALITIES = (IMSE, imse_robust)
+EVALUATOR_SIMILARITIES = ("imse", "imse_robust")  # the names that need an ``evaluator`` option
 _MODALITY_OPTIONS = ("moving_modality", "target_modality")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
-    record_epoch, step_generator, training_device, unwrap,
+    record_epoch, step_generator, training_device, unwrap, with_epochs,
 )
 from imse_study.warp import warp
 
@@ -116,11 +116,7 @@ def train_registration(
 ) -> RegistrationTrainResult:
     """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``."""
     prof = get_profile(profile)
-    cfg = prof.registration(dim)
-    if epochs is not None:  # a shorter or longer budget than the profile's
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {epochs}")
-        cfg = replace(cfg, epochs=int(epochs))
+    cfg = with_epochs(prof.registration(dim), epochs)  # a shorter or longer budget than the profile's
     options = dict(similarity_options or {})
     out = Path(out)
     rank, world = distributed()

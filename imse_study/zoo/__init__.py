@@ -72,13 +72,14 @@ def translator_path(kind: str, source: str, target: str, dim: int = 2, profile: 
     return None
 
 
-def _copy_pair(src: Path, name: str) -> Path:
-    dest = ZOO_DIR / f"{name}.pt"
+def _copy_pair(src: Path, name: str, folder: Path = ZOO_DIR) -> Path:
+    """Copy a checkpoint, its ``.json`` and its run's ``log.csv`` into ``folder`` as ``name``.*"""
+    dest = folder / f"{name}.pt"
     shutil.copyfile(src, dest)
     shutil.copyfile(src.with_suffix(".json"), dest.with_suffix(".json"))
     log = src.parent / "log.csv"
     if log.exists():
-        shutil.copyfile(log, ZOO_DIR / f"{name}.log.csv")
+        shutil.copyfile(log, folder / f"{name}.log.csv")
     return dest
 
 
@@ -116,8 +117,7 @@ def ship_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     if (run_dir / "network.pt").exists():
         meta = _read_json(run_dir / "network.json")
-        method = meta.get("extra", {}).get("method") or _network_method(meta)
-        name = f"vm-{meta['moving_modality']}-{meta['target_modality']}-{method}-{meta['dim']}d"
+        name = f"vm-{meta['moving_modality']}-{meta['target_modality']}-{_network_method(meta)}-{meta['dim']}d"
         return [_copy_pair(run_dir / "network.pt", name)]
     if (run_dir / "translator.pt").exists():
         meta = _read_json(run_dir / "translator.json")
@@ -129,12 +129,7 @@ def ship_run(run_dir: str | Path) -> list[Path]:
     if (run_dir / "evaluator.pt").exists():  # evaluators live beside the package's other evaluators
         from imse_study.evaluator.pretrained import PRETRAINED_DIR
 
-        dest = PRETRAINED_DIR / f"{run_dir.name}.pt"
-        for src, suffix in ((run_dir / "evaluator.pt", ".pt"), (run_dir / "evaluator.json", ".json"),
-                            (run_dir / "log.csv", ".log.csv")):
-            if src.exists():
-                shutil.copyfile(src, PRETRAINED_DIR / f"{run_dir.name}{suffix}")
-        return [dest]
+        return [_copy_pair(run_dir / "evaluator.pt", run_dir.name, PRETRAINED_DIR)]
     raise ValueError(f"{run_dir} holds no finished registration network (network.pt), translator (translator.pt) "
                      "or evaluator (evaluator.pt); is the training finished?")
 
@@ -145,10 +140,12 @@ def _network_method(meta: dict[str, Any]) -> str:
     if sim == "lncc":
         return "ncc"
     if sim == "imse":
-        evaluator = str(options.get("evaluator", ""))
-        if "bc" in Path(evaluator).parent.name or evaluator.endswith("-bc"):
+        evaluator = Path(str(options.get("evaluator", "")))
+        # a shipped name (phantom-ct-2d-bc) or a run's checkpoint (runs/phantom-ct-2d-bc/evaluator.pt)
+        label = evaluator.parent.name if evaluator.name == "evaluator.pt" else evaluator.name.removesuffix(".pt")
+        if label.endswith("-bc"):
             return "imse_bc"
-        ablation = re.search(r"-n(\d+)-(\d+)$", Path(evaluator).stem if evaluator.endswith(".pt") else evaluator)
+        ablation = re.search(r"-n(\d+)-(\d+)$", label)
         # a Table 3 evaluator (phantom-ct-2d-n2-30): imse_sr_n2_30, beside the main imse_sr
         return f"imse_sr_n{ablation[1]}_{ablation[2]}" if ablation else "imse_sr"
     if sim == "translated_mae":
