@@ -30,6 +30,23 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
+    """The training-budget overrides given on the command line (profile values where absent)."""
+    return {k: getattr(args, k) for k in ("batch_size", "lr", "steps_per_epoch", *extra) if getattr(args, k) is not None}
+
+
+def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) -> None:
+    """Flags that override the profile's training budget (e.g. a GPU-sized run) and the device."""
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
+    p.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the profile's)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: the profile's)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the profile's)")
+    if network_size:
+        p.add_argument("--width", type=int, help="channels of the first layer (default: the profile's)")
+        p.add_argument("--blocks", dest="n_blocks", type=int, help="residual blocks (default: the profile's)")
+    p.add_argument("--device", help="torch device, e.g. cuda or cpu (default: a GPU when there is one)")
+
+
 def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     import torch
 
@@ -40,7 +57,7 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     result = train_evaluator(
         args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
         n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
-        epochs=args.epochs,
+        epochs=args.epochs, device=args.device, budget=_budget(args, ("width", "n_blocks")),
     )
     if result.history:
         last = result.history[-1]
@@ -65,7 +82,7 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
     result = train_registration(
         args.out, args.similarity, args.moving, args.target, dim=args.dim, profile=args.profile,
         smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
-        seed=args.seed, resume=args.resume, epochs=args.epochs,
+        seed=args.seed, resume=args.resume, epochs=args.epochs, device=args.device, budget=_budget(args),
     )
     if result.history:
         last = result.history[-1]
@@ -168,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                    "other work shares the cores)")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
+    _add_budget_flags(p, network_size=True)
     p.set_defaults(func=_cmd_train_evaluator)
 
     p = sub.add_parser("train-registration", help="train VoxelMorph with a similarity (Eq. 6 + 7)")
@@ -185,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
+    _add_budget_flags(p)
     p.set_defaults(func=_cmd_train_registration)
 
     p = sub.add_parser("register", help="register MOVING onto TARGET (classic optimisation, Eq. 1)")

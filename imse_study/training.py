@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,30 @@ def write_log_csv(path: str | Path, history: list[dict]) -> Path:
     return atomic_write(path, write)
 
 
-def with_epochs(cfg, epochs: int | None):
+def with_epochs(cfg, epochs: int | None = None, **overrides):
     """``cfg`` (a frozen training-budget dataclass of :mod:`imse_study.config`) with ``epochs`` epochs
-    instead of the profile's, or unchanged when ``epochs`` is None."""
-    if epochs is None:
-        return cfg
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, not {epochs}")
-    return replace(cfg, epochs=int(epochs))
+    instead of the profile's and any other field replaced by ``overrides`` (``None`` values are
+    ignored), e.g. ``lr`` or ``batch_size`` for a GPU-sized run. Unchanged when nothing is given."""
+    changes = {k: v for k, v in {"epochs": epochs, **overrides}.items() if v is not None}
+    unknown = sorted(set(changes) - {f.name for f in fields(cfg)})
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown}: choose from {[f.name for f in fields(cfg)]}")
+    for key in ("epochs", "batch_size", "steps_per_epoch", "width", "n_blocks"):
+        if key in changes and int(changes[key]) < 1:
+            raise ValueError(f"{key} must be at least 1, not {changes[key]}")
+    if "lr" in changes and not float(changes["lr"]) > 0:
+        raise ValueError(f"lr must be positive, not {changes['lr']}")
+    return replace(cfg, **changes) if changes else cfg
+
+
+def budget_arguments(epochs: int | None = None, **overrides) -> list[str]:
+    """The command-line flags (``--epochs 4 --lr 0.0005`` ...) that reproduce the given overrides."""
+    flags = {"n_blocks": "--blocks"}
+    args: list[str] = []
+    for key, value in {"epochs": epochs, **overrides}.items():
+        if value is not None:
+            args += [flags.get(key, "--" + key.replace("_", "-")), str(value)]
+    return args
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
@@ -83,6 +99,8 @@ def training_device(device: str | None, world: int) -> torch.device:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     return dev
 
 

@@ -55,6 +55,18 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path):
         train_evaluator(tmp_path / "none", "t1", 2, "smoke", progress=False, resume=True)
 
 
+def test_budget_overrides_shape_the_run_and_its_reproduce_command(tmp_path):
+    run = train_evaluator(tmp_path / "b", "t1", 2, "smoke", progress=False, epochs=1,
+                          budget={"width": 4, "n_blocks": 1, "lr": 5e-4, "steps_per_epoch": 1, "batch_size": None})
+    model, meta = load_evaluator(run.checkpoint)
+    assert (meta.width, meta.n_blocks, run.steps, meta.extra["lr"]) == (4, 1, 1, 5e-4)
+    assert meta.command.endswith("--epochs 1 --width 4 --blocks 1 --lr 0.0005 --steps-per-epoch 1")
+    with pytest.raises(ValueError, match="unknown training setting"):
+        train_evaluator(tmp_path / "x", "t1", 2, "smoke", progress=False, budget={"depth": 3})
+    with pytest.raises(ValueError, match="lr must be positive"):
+        train_evaluator(tmp_path / "x", "t1", 2, "smoke", progress=False, budget={"lr": 0.0})
+
+
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -18,6 +18,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
     distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_epochs,
+    budget_arguments,
 )
 from imse_study.warp import warp
 
@@ -165,18 +167,22 @@ def train_evaluator(
     epochs: int | None = None,
     progress: bool = True,
     device: str | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train an evaluator into folder ``out`` (``last.pt`` each epoch, ``evaluator.pt`` at the end).
 
     ``stop_after_epochs`` ends the run early (as an interruption would); ``resume=True`` continues
-    from ``out/last.pt``.
+    from ``out/last.pt``. ``budget`` overrides fields of the profile's
+    :class:`~imse_study.config.EvaluatorTraining` (``width``, ``n_blocks``, ``batch_size``, ``lr``,
+    ``steps_per_epoch``), e.g. a larger network on a GPU; the reproduce command records them.
     """
     if noise not in NOISES:
         raise ValueError(f"unknown noise {noise!r}: choose one of {', '.join(NOISES)}")
     if not (1 <= n_range[0] <= n_range[1]):
         raise ValueError(f"n_range must satisfy 1 <= min <= max, got {n_range}")
     prof = get_profile(profile)
-    cfg = with_epochs(prof.evaluator(dim), epochs)  # a shorter or longer budget than the profile's
+    budget = {k: v for k, v in (budget or {}).items() if v is not None}
+    cfg = with_epochs(prof.evaluator(dim), epochs, **budget)  # a different budget than the profile's
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
@@ -195,7 +201,7 @@ def train_evaluator(
         else "mr: 0.5-99.5 percentiles -> [-1, 1]",
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
         dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root,
-                                                    epochs),
+                                                    epochs, budget),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -241,15 +247,15 @@ def train_evaluator(
     return TrainResult(checkpoint=final, model=unwrap(model), steps=step, history=history)
 
 
-def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root, epochs=None) -> str:
+def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root, epochs=None,
+                      budget: dict[str, Any] | None = None) -> str:
     """The ``imse-study train-evaluator`` command line that reproduces a run."""
     args = ["imse-study", "train-evaluator", "--dataset", dataset, "--modality", modality, "--dim", str(dim),
             "--profile", profile, "--noise", noise, "--n-range", str(n_range[0]), str(n_range[1]),
             "--seed", str(seed), "--out", str(out)]
     if root:
         args += ["--root", str(root)]
-    if epochs is not None:
-        args += ["--epochs", str(epochs)]
+    args += budget_arguments(epochs, **(budget or {}))
     return shlex.join(args)
 
 

@@ -34,6 +34,7 @@ from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
     record_epoch, step_generator, training_device, unwrap, with_epochs,
+    budget_arguments,
 )
 from imse_study.warp import warp
 
@@ -113,10 +114,16 @@ def train_registration(
     epochs: int | None = None,
     progress: bool = True,
     device: str | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> RegistrationTrainResult:
-    """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``."""
+    """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``.
+
+    ``budget`` overrides fields of the profile's :class:`~imse_study.config.RegistrationTraining`
+    (``batch_size``, ``lr``, ``steps_per_epoch``); the reproduce command records them.
+    """
     prof = get_profile(profile)
-    cfg = with_epochs(prof.registration(dim), epochs)  # a shorter or longer budget than the profile's
+    budget = {k: v for k, v in (budget or {}).items() if v is not None}
+    cfg = with_epochs(prof.registration(dim), epochs, **budget)  # a different budget than the profile's
     options = dict(similarity_options or {})
     out = Path(out)
     rank, world = distributed()
@@ -142,7 +149,7 @@ def train_registration(
         bidirectional=bidirectional, integration_steps=cfg.integration_steps,
         similarity_options=_serialisable(options), seed=seed,
         command=_command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                         options, bidirectional, seed, epochs),
+                         options, bidirectional, seed, epochs, budget),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -205,7 +212,7 @@ def _resolve_translator(options: dict[str, Any], moving: str, target: str, bidir
 
 
 def _command(out, similarity, moving, target, dim, profile, smooth_weight, options, bidirectional, seed,
-             epochs=None) -> str:
+             epochs=None, budget: dict[str, Any] | None = None) -> str:
     args = ["imse-study", "train-registration", "--similarity", similarity, "--moving", moving, "--target", target,
             "--dim", str(dim), "--profile", profile, "--smooth-weight", str(smooth_weight), "--seed", str(seed),
             "--out", str(out)]
@@ -213,8 +220,7 @@ def _command(out, similarity, moving, target, dim, profile, smooth_weight, optio
         args += [f"--{key.replace('_', '-')}", str(value)]
     if bidirectional:
         args.append("--bidirectional")
-    if epochs is not None:
-        args += ["--epochs", str(epochs)]
+    args += budget_arguments(epochs, **(budget or {}))
     return shlex.join(args)
 
 
