@@ -45,6 +45,9 @@ def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) ->
         p.add_argument("--width", type=int, help="channels of the first layer (default: the profile's)")
         p.add_argument("--blocks", dest="n_blocks", type=int, help="residual blocks (default: the profile's)")
     p.add_argument("--device", help="torch device, e.g. cuda or cpu (default: a GPU when there is one)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop after the epoch in which this many seconds run out; the checkpoint records the "
+                        "epochs reached, so its command reproduces the run")
 
 
 def _cmd_train_evaluator(args: argparse.Namespace) -> int:
@@ -58,6 +61,7 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
         args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
         n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
         epochs=args.epochs, device=args.device, budget=_budget(args, ("width", "n_blocks")),
+        time_limit=args.time_limit,
     )
     if result.history:
         last = result.history[-1]
@@ -83,6 +87,7 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
         args.out, args.similarity, args.moving, args.target, dim=args.dim, profile=args.profile,
         smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
         seed=args.seed, resume=args.resume, epochs=args.epochs, device=args.device, budget=_budget(args),
+        time_limit=args.time_limit,
     )
     if result.history:
         last = result.history[-1]

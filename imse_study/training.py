@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,22 @@ def budget_arguments(epochs: int | None = None, **overrides) -> list[str]:
         if value is not None:
             args += [flags.get(key, "--" + key.replace("_", "-")), str(value)]
     return args
+
+
+def time_deadline(seconds: float | None, world: int = 1) -> float | None:
+    """The ``time.perf_counter()`` moment a ``time_limit`` run stops (after the epoch it falls in).
+
+    A run stopped this way ends as if it had been given that many epochs (Adam at a constant
+    learning rate, seeded steps), so its final checkpoint records ``--epochs <reached>`` and the
+    command reproduces it exactly. One process only: under torchrun ranks could disagree.
+    """
+    if seconds is None:
+        return None
+    if not seconds > 0:
+        raise ValueError(f"time_limit must be positive seconds, not {seconds}")
+    if world > 1:
+        raise ValueError("time_limit needs a single process; under torchrun give --epochs instead")
+    return time.perf_counter() + float(seconds)
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:

@@ -67,6 +67,17 @@ def test_budget_overrides_shape_the_run_and_its_reproduce_command(tmp_path):
         train_evaluator(tmp_path / "x", "t1", 2, "smoke", progress=False, budget={"lr": 0.0})
 
 
+def test_time_limit_ends_the_run_as_an_epochs_run_would(tmp_path):
+    timed = train_evaluator(tmp_path / "t", "t1", 2, "smoke", progress=False, time_limit=1e-9)
+    model, meta = load_evaluator(timed.checkpoint)  # a finished run: its final checkpoint exists
+    assert len(timed.history) == 1 and meta.command.endswith("--epochs 1")
+    one = train_evaluator(tmp_path / "e", "t1", 2, "smoke", progress=False, epochs=1)
+    for a, b in zip(timed.model.state_dict().values(), one.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="positive"):
+        train_evaluator(tmp_path / "x", "t1", 2, "smoke", progress=False, time_limit=0)
+
+
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
     distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_epochs,
-    budget_arguments,
+    budget_arguments, time_deadline,
 )
 from imse_study.warp import warp
 
@@ -168,6 +168,7 @@ def train_evaluator(
     progress: bool = True,
     device: str | None = None,
     budget: dict[str, Any] | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train an evaluator into folder ``out`` (``last.pt`` each epoch, ``evaluator.pt`` at the end).
 
@@ -175,6 +176,8 @@ def train_evaluator(
     from ``out/last.pt``. ``budget`` overrides fields of the profile's
     :class:`~imse_study.config.EvaluatorTraining` (``width``, ``n_blocks``, ``batch_size``, ``lr``,
     ``steps_per_epoch``), e.g. a larger network on a GPU; the reproduce command records them.
+    ``time_limit`` (seconds) ends the run after the epoch in which it runs out, as if it had been
+    given that many epochs (its checkpoint's command says so).
     """
     if noise not in NOISES:
         raise ValueError(f"unknown noise {noise!r}: choose one of {', '.join(NOISES)}")
@@ -186,6 +189,7 @@ def train_evaluator(
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
+    deadline = time_deadline(time_limit, world)
 
     train = load_images([modality], "train", dim, profile, dataset, root)[modality].to(dev)
     if train.shape[0] == 0:
@@ -200,8 +204,8 @@ def train_evaluator(
         normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
         else "mr: 0.5-99.5 percentiles -> [-1, 1]",
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
-        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root,
-                                                    epochs, budget),
+        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed,
+                                                              dataset, root, epochs, budget),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -240,6 +244,11 @@ def train_evaluator(
                 bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
             dist.barrier()
+        if deadline is not None and time.perf_counter() >= deadline and epoch < cfg.epochs:
+            cfg = replace(cfg, epochs=epoch)  # out of time: the run becomes an `--epochs <epoch>` run
+            meta.command = reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root,
+                                             epoch, budget)
+            break
     bar.close()
     final = out / "evaluator.pt"
     if rank == 0 and epoch >= cfg.epochs:

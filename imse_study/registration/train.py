@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
     record_epoch, step_generator, training_device, unwrap, with_epochs,
-    budget_arguments,
+    budget_arguments, time_deadline,
 )
 from imse_study.warp import warp
 
@@ -115,11 +115,13 @@ def train_registration(
     progress: bool = True,
     device: str | None = None,
     budget: dict[str, Any] | None = None,
+    time_limit: float | None = None,
 ) -> RegistrationTrainResult:
     """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``.
 
     ``budget`` overrides fields of the profile's :class:`~imse_study.config.RegistrationTraining`
     (``batch_size``, ``lr``, ``steps_per_epoch``); the reproduce command records them.
+    ``time_limit`` (seconds): as for :func:`imse_study.evaluator.train.train_evaluator`.
     """
     prof = get_profile(profile)
     budget = {k: v for k, v in (budget or {}).items() if v is not None}
@@ -128,6 +130,7 @@ def train_registration(
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
+    deadline = time_deadline(time_limit, world)
     sim_options = _resolve_translator(options, moving_modality, target_modality, bidirectional)
     sims = {
         (moving_modality, target_modality): make_similarity(
@@ -190,6 +193,11 @@ def train_registration(
             record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed)
         if world > 1:
             dist.barrier()
+        if deadline is not None and time.perf_counter() >= deadline and epoch < cfg.epochs:
+            cfg = replace(cfg, epochs=epoch)  # out of time: the run becomes an `--epochs <epoch>` run
+            meta.command = _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
+                                    options, bidirectional, seed, epoch, budget)
+            break
     bar.close()
     final = out / "network.pt"
     if rank == 0 and epoch >= cfg.epochs:
