@@ -126,13 +126,13 @@ def ranking_auc(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, 
 @torch.no_grad()
 def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, batch: int = 8) -> np.ndarray:
     """Mean |E(reference, other)| per pair inside the union of the foreground masks."""
-    out = []
+    out, dev = [], next(model.parameters()).device  # the images may live elsewhere (CPU) than the model
     for i in range(0, reference.shape[0], batch):
-        ref, oth = reference[i : i + batch], other[i : i + batch]
+        ref, oth = reference[i : i + batch].to(dev), other[i : i + batch].to(dev)
         err = model(ref, oth).abs()
         union = (foreground_mask(ref) | foreground_mask(oth)).float()
         dims = tuple(range(1, err.dim()))
-        out.append(((err * union).sum(dims) / union.sum(dims).clamp_min(1)).numpy())
+        out.append(((err * union).sum(dims) / union.sum(dims).clamp_min(1)).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -140,10 +140,10 @@ def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tenso
 def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: tuple[int, int], batch: int = 8) -> float:
     """Eq. 5's L1 loss on held-out images with fixed transforms and noise."""
     g = torch.Generator().manual_seed(_VALIDATION_SEED)
-    total, count = 0.0, 0
+    total, count, dev = 0.0, 0, next(model.parameters()).device
     for i in range(0, images.shape[0], batch):
-        inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g)
-        total += float((model(inputs) - label).abs().mean()) * inputs.shape[0]
+        inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g)  # drawn where the images are
+        total += float((model(inputs.to(dev)) - label.to(dev)).abs().mean()) * inputs.shape[0]
         count += inputs.shape[0]
     return total / max(count, 1)
 

@@ -241,7 +241,8 @@ def _validate(model: nn.Module, val, limit: int) -> dict[str, float]:
     moving, moving_labels = warp(moving_img, d0), warp(labels, d0, mode="nearest")
     was_training = model.training
     model.eval()
-    displacement = model(moving, target)
+    dev = next(model.parameters()).device  # validation pairs are drawn on the CPU, as on a CPU-only machine
+    displacement = model(moving.to(dev), target.to(dev)).cpu()
     model.train(was_training)
     before = dice(moving_labels, labels)["mean"]
     after = dice(warp(moving_labels, displacement, mode="nearest"), labels)["mean"]
