@@ -24,17 +24,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaluator", nargs="*", default=None, help="names or checkpoint files (default: shipped)")
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--dim", type=int, choices=(2, 3), help="only evaluators of this dimension (default: all)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {}
     for name in args.evaluator or available_pretrained():
         model, meta = load_any(name)
-        if meta.dim != 2:
+        if args.dim and meta.dim != args.dim:
             continue
-        ranking = ranking_report(model, meta.modality, 2, args.profile)
+        ranking = ranking_report(model, meta.modality, meta.dim, args.profile)
         sources = ranking_modalities(meta.modality, ("t1", "t2", "pd", "ct"))
-        translation = {s: translation_quality(model, meta.modality, s, 2, args.profile)[["nmae", "psnr", "ssim"]]
+        translation = {s: translation_quality(model, meta.modality, s, meta.dim, args.profile)[["nmae", "psnr", "ssim"]]
                        .mean().round(4).to_dict() for s in sources}
         results[str(name)] = {"modality": meta.modality, "steps": meta.steps,
                               "train_seconds": meta.extra.get("train_seconds"),

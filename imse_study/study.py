@@ -66,7 +66,9 @@ class Experiment:
 EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("00_data"),
     Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
-    Experiment("02_register", modalities=("t1t2", "ctmr")),
+    # 3D: the networks trained on a GPU (no 3D translators are shipped, so no CycleGAN/RegGAN rows)
+    Experiment("02_register", modalities=("t1t2", "ctmr"), dims=(2, 3),
+               extra_by_dim={3: {"methods": ["ncc", "mi", "mind", "imse_bc", "imse_sr"]}}),
     Experiment("03_traditional", modalities=("t1t2", "ctmr")),
     Experiment("04_translation", modalities=("t1t2", "ctmr")),
     Experiment("05_spatial_error", modalities=("t1t2", "ctmr")),
@@ -108,14 +110,27 @@ def experiment_names() -> list[str]:
 
 def select(only: str | list[str] | None) -> list[Experiment]:
     """The experiments named in ``only`` (comma-separated stems; all when empty)."""
+    return sorted({stem: e for stem, e in _selection(only)}.values(), key=EXPERIMENT_LIST.index)
+
+
+def plan(only: str | list[str] | None) -> list[tuple[str, str, dict]]:
+    """(stem, page name, parameters) of every run named in ``only``: a notebook stem (all its pages,
+    e.g. ``02_register``) or one page (e.g. ``02_register_ctmr_3d``); everything when empty."""
+    return [(e.stem, name, params) for page, e in _selection(only) for name, params in e.runs()
+            if page in (e.stem, name)]
+
+
+def _selection(only: str | list[str] | None) -> list[tuple[str, Experiment]]:
     if not only:
-        return list(EXPERIMENT_LIST)
+        return [(e.stem, e) for e in EXPERIMENT_LIST]
     names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
     known = {e.stem: e for e in EXPERIMENT_LIST}
-    unknown = [n for n in names if n not in known]
+    pages = {name: e for e in EXPERIMENT_LIST for name, _ in e.runs()}
+    unknown = [n for n in names if n not in known and n not in pages]
     if unknown:
-        raise SystemExit(f"error: unknown notebook(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    return [known[n] for n in names]
+        raise SystemExit(f"error: unknown notebook(s) {', '.join(unknown)}; available: {', '.join(known)} "
+                         f"or one page of them ({', '.join(pages)})")
+    return [(n, known.get(n) or pages[n]) for n in names]
 
 
 def environment() -> dict:
@@ -318,7 +333,8 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    parser.add_argument("--only", default="", help=f"comma-separated notebooks ({', '.join(experiment_names())})")
+    parser.add_argument("--only", default="", help=f"comma-separated notebooks ({', '.join(experiment_names())}) "
+                                                   "or single pages (e.g. 02_register_ctmr_3d)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=EXPERIMENTS, help="folder for the executed notebooks")
     parser.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
@@ -336,9 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = {k: yaml.safe_load(v) for k, v in args.parameter}
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
-    plan = [(e.stem, name, params) for e in select(args.only) for name, params in e.runs()]
+    runs = plan(args.only)
     start = time.perf_counter()
-    records, failure = run_plan(plan, args.out, args.profile, args.seed, extra, args.jobs, tqdm)
+    records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm)
     if failure is not None:
         write_run_log(args.out, records, args.profile, time.perf_counter() - start)
         (stem, name), exc = failure
