@@ -95,6 +95,16 @@ def list_datasets() -> list[str]:
     return sorted(p.stem for p in manifest_dir().glob("*.yaml"))
 
 
+def is_phantom(name: str | Path) -> bool:
+    """True for the bundled phantom (``phantom`` or ``icbm152_phantom``), False for a manifest data set."""
+    return same_dataset(name, "phantom")
+
+
+def same_dataset(a: str | Path, b: str | Path) -> bool:
+    """Do two data set names mean the same data set (``phantom`` and ``icbm152_phantom`` do)?"""
+    return PHANTOM_ALIASES.get(str(a), str(a)) == PHANTOM_ALIASES.get(str(b), str(b))
+
+
 def manifest_path(name: str | Path) -> Path:
     """The manifest file of ``name``: a data set name, an alias, or a path to a ``.yaml`` file."""
     text = str(name)
