@@ -109,10 +109,10 @@ def _must_be_2d(dim: int) -> None:
 def load_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: bool = False, seed: int = 0,
                    dataset: str = "phantom", data_root: str | None = None,
                    out: str | Path | None = None) -> ModelChoice:
-    """The evaluator trained on ``modality`` as notebook 01 gets it: trained here in the smoke profile
-    (or with ``train=True``), else the shipped ``phantom-<modality>-<dim>d``."""
+    """The evaluator trained on ``modality`` as notebook 01 gets it: trained here on ``dataset`` in the
+    smoke profile (or with ``train=True``), else the shipped ``phantom-<modality>-<dim>d`` (phantom only)."""
     from imse_study.evaluator import load_pretrained
-    from imse_study.evaluator.pretrained import load_any
+    from imse_study.evaluator.pretrained import load_any, refuse_shipped
     from imse_study.evaluator.train import train_evaluator
 
     _must_be_2d(dim)
@@ -122,6 +122,7 @@ def load_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: b
         model, meta = load_any(str(result.checkpoint))
         choice = ModelChoice("imse", model, f"trained here ({result.steps} steps, profile {profile})", meta.command)
     else:
+        refuse_shipped(dataset)
         name = f"phantom-{modality}-{dim}d"
         model = load_pretrained(name)
         choice = ModelChoice("imse", model, f"shipped evaluator `{name}`", model.meta.command)
@@ -145,11 +146,15 @@ def load_translators(source: str, target: str, dim: int = 2, profile: str = "qui
     Quick profile: the shipped ``<kind>-<source>-<target>-<dim>d`` (a missing one comes back with
     ``model=None`` and the command that makes it: the page shows the row as not available). Smoke
     profile, ``train=True``, or a missing file in another profile: trained here with that profile.
+    The shipped translators are phantom-trained: another ``dataset`` needs the smoke profile or ``train``.
     """
     from imse_study.baselines.translator import load_translator, train_translator
+    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.zoo import translator_path
 
     _must_be_2d(dim)
+    if not (train or profile == "smoke"):
+        refuse_shipped(dataset, "translators")
     out_root = Path(out) if out else None
     choices = {}
     for kind in kinds:
@@ -186,25 +191,24 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice]
                  dataset: str = "phantom", data_root: str | None = None, reference_row: bool = True) -> pd.DataFrame:
     """Per-item Table 5 scores: ``method, source, target, item, nmae, psnr, ssim``.
 
-    IMSE: :func:`imse_study.evaluator.quality.translation_quality` (reference = the target-modality
+    IMSE: :func:`imse_study.evaluator.quality.translation_scores` (reference = the target-modality
     image of the same slice under a random transform; ``x - E(x, y)``). GANs: ``G(y)``. Truth: the
-    target-modality image of the same slice, aligned with y. Missing translators give no rows.
+    target-modality image of the same slice, aligned with y (the phantom's, or a manifest set's
+    aligned image; ``dataset``/``data_root``). Missing translators give no rows.
     ``reference_row`` adds method ``reference``: the misaligned reference itself, unchanged, as a
     yardstick (IMSE's translation has to do better than returning its input).
     """
     from imse_study.baselines.translator import translate_with, translation_metrics
-    from imse_study.evaluator.quality import TRANSLATION_SEED, translation_quality
+    from imse_study.evaluator.quality import misaligned_reference, translation_scores
     from imse_study.evaluator.train import load_images
 
-    imse = translation_quality(evaluator, target, source, dim, profile, split=split, limit=limit)
-    frames = [imse]
     images = load_images([target, source], split, dim, profile, dataset, data_root)
     truth, src = images[target], images[source]
     if limit is not None:
         truth, src = truth[:limit], src[:limit]
-    if reference_row:  # the same misaligned reference translation_quality draws, returned unchanged
-        g = torch.Generator().manual_seed(TRANSLATION_SEED)
-        reference = warp(truth, random_spatial_displacement(tuple(truth.shape[2:]), truth.shape[0], generator=g))
+    frames = [translation_scores(evaluator, truth, src, target, source)]
+    if reference_row:  # the same misaligned reference IMSE's translation gets, returned unchanged
+        reference = misaligned_reference(truth)
         frames.append(pd.DataFrame({"item": np.arange(src.shape[0]), "source": source, "target": target,
                                     "method": "reference", **translation_metrics(reference, truth)}))
     for kind, choice in translators.items():
@@ -278,14 +282,14 @@ def figure6_references(truth: torch.Tensor, subjects: np.ndarray, item: int = 0,
         moved = warp(truth[item:item + 1].expand(n_misaligned, *truth.shape[1:]), fields)
         for k in range(n_misaligned):
             out[f"same slice, transform {k + 1}"] = moved[k:k + 1]
-    subjects = np.asarray(subjects)
-    seen = {int(subjects[item])}
+    subjects = [str(s) for s in np.asarray(subjects).tolist()]  # the phantom's int ids or a manifest's names
+    seen = {subjects[item]}
     for j in range(truth.shape[0]):
         if len(seen) > n_subjects:
             break
-        if int(subjects[j]) not in seen:
-            seen.add(int(subjects[j]))
-            out[f"subject {int(subjects[j])}, item {j}"] = truth[j:j + 1]
+        if subjects[j] not in seen:
+            seen.add(subjects[j])
+            out[f"subject {subjects[j]}, item {j}"] = truth[j:j + 1]
     return out
 
 
