@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from imse_study.augment import random_spatial_displacement
+from imse_study.data.datasets import dataset_phrase, is_phantom
 from imse_study.study import evaluator_pair
 from imse_study.warp import warp
 
@@ -224,7 +225,7 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice]
 
 
 def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
-                      models: dict[str, ModelChoice] | None = None) -> pd.DataFrame:
+                      models: dict[str, ModelChoice] | None = None, dataset: str = "phantom") -> pd.DataFrame:
     """Our Table 5 (mean and standard deviation over items per method) next to the paper's row.
 
     ``models`` (method -> :class:`ModelChoice`) adds a row for a method with no scores, its status
@@ -236,7 +237,7 @@ def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
         g = items[items["method"] == method]
         status = (models[method].status if models and method in models else
                   "yardstick: the misaligned reference, unchanged" if method == "reference" else "computed here")
-        row = {"study": "this study (phantom)", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
+        row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
                "input": _input(method), "items": len(g), "status": status}
         for m in ("nmae", "psnr", "ssim"):
             vals = g[m].to_numpy(float)
@@ -356,7 +357,8 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
 
-def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, figure6: pd.DataFrame | None = None) -> str:
+def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, figure6: pd.DataFrame | None = None,
+                        dataset: str = "phantom") -> str:
     """The translation page's reading (Table 5, Figure 6), from the comparison table."""
     d = direction(modality)
     lines = []
@@ -373,7 +375,7 @@ def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, f
         parts = "; ".join(f"{r.method} NMAE {_fmt(r.nmae)}, PSNR {_fmt(r.psnr, 1)} dB, SSIM {_fmt(r.ssim, 2)}"
                           for r in scored.itertuples())
         best = scored.sort_values("nmae").iloc[0]
-        lines.append(f"**Table 5 ({d.label}, {int(scored['items'].max())} test slices of the phantom).** {parts}. "
+        lines.append(f"**Table 5 ({d.label}, {int(scored['items'].max())} test slices of {dataset_phrase(dataset)}).** {parts}. "
                      f"Lowest NMAE: {best.method}.")
         imse = scored[scored["method"] == "IMSE"]
         gans = scored[scored["method"] != "IMSE"]
@@ -429,7 +431,7 @@ def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, f
 
 def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFrame,
                           differences: pd.DataFrame | None = None, missing: list[str] | None = None,
-                          aligned_vs_misaligned: pd.DataFrame | None = None) -> str:
+                          aligned_vs_misaligned: pd.DataFrame | None = None, dataset: str = "phantom") -> str:
     """The spatial-error page's reading (Figures 7 and 8), from the correlation table.
 
     ``correlations``: :func:`imse_study.correlation.correlation_table` output (columns ``method``,
@@ -496,7 +498,7 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
         support = ("supports it: IMSE's correlation is more negative than the GANs'" if len(stronger) == len(gans)
                    else "does not support it: " + ", ".join(m for m in gans.index if m not in stronger)
                    + " correlate(s) at least as strongly")
-        lines.append(f"{claim} On the phantom this run {support}.")
+        lines.append(f"{claim} On {dataset_phrase(dataset)} this run {support}.")
     else:
         lines.append(claim)
     if UNTRANSLATED in sp.index and math.isfinite(sp.loc[UNTRANSLATED, "r"]):
@@ -511,8 +513,8 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
     if missing:
         lines.append("Not computed: " + ", ".join(missing) + " (no shipped translator; see the models table for the "
                      "command that trains one).")
-    lines.append("Caveats: the phantom's subjects differ by smooth deformations and tissue jitter, not by pathology or "
-                 "scanner; the transforms are the paper's random affine + elastic field at graded strength, so Dice "
+    lines.append("Caveats: " + ("the phantom's subjects differ by smooth deformations and tissue jitter, not by pathology "
+                                "or scanner; " if is_phantom(dataset) else "") + "the transforms are the paper's random affine + elastic field at graded strength, so Dice "
                  "and the error scores are driven by the same displacement; the paper's test was in 3D, this one is "
                  "on 2D slices.")
     return "\n\n".join(lines)

@@ -105,6 +105,11 @@ def same_dataset(a: str | Path, b: str | Path) -> bool:
     return PHANTOM_ALIASES.get(str(a), str(a)) == PHANTOM_ALIASES.get(str(b), str(b))
 
 
+def dataset_phrase(name: str | Path) -> str:
+    """How a page names the data set it ran on: ``the phantom`` or ``data set `brats2019```."""
+    return "the phantom" if is_phantom(name) else f"data set `{name}`"
+
+
 def manifest_path(name: str | Path) -> Path:
     """The manifest file of ``name``: a data set name, an alias, or a path to a ``.yaml`` file."""
     text = str(name)
