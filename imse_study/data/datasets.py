@@ -105,6 +105,13 @@ def same_dataset(a: str | Path, b: str | Path) -> bool:
     return PHANTOM_ALIASES.get(str(a), str(a)) == PHANTOM_ALIASES.get(str(b), str(b))
 
 
+def data_arguments(dataset: str | Path, root: str | Path | None = None) -> list[str]:
+    """``--dataset NAME --root DIR`` of a training command line for a manifest set; none for the phantom."""
+    if is_phantom(dataset):
+        return []
+    return ["--dataset", str(dataset)] + (["--root", str(root)] if root else [])
+
+
 def dataset_phrase(name: str | Path) -> str:
     """How a page names the data set it ran on: ``the phantom`` or ``data set `brats2019```."""
     return "the phantom" if is_phantom(name) else f"data set `{name}`"

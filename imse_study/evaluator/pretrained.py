@@ -52,10 +52,11 @@ def load_any(evaluator: str | Path, modality: str | None = None, dim: int | None
     return load_evaluator(evaluator, modality, dim, dataset=dataset)
 
 
-def refuse_shipped(dataset: str, what: str = "evaluators") -> None:
-    """The shipped models were trained on the phantom: a clear error for any other data set."""
+def refuse_shipped(dataset: str, what: str = "evaluators", remedy: str | None = None) -> None:
+    """The shipped models were trained on the phantom: a clear error for any other data set
+    (``remedy`` says what to do instead; default: train them here)."""
     from imse_study.data.datasets import is_phantom
 
     if not is_phantom(dataset):
-        raise ValueError(f"the shipped {what} were trained on the phantom, not on data set {dataset!r}: train them "
-                         f"on {dataset!r} here (train=True; in a notebook `-p train True`)")
+        remedy = remedy or f"train them on {dataset!r} here (train=True; in a notebook `-p train True`)"
+        raise ValueError(f"the shipped {what} were trained on the phantom, not on data set {dataset!r}: {remedy}")

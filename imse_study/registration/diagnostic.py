@@ -520,6 +520,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     moving, target = args.direction.replace("->", "-").split("-")
+    if args.evaluator is None and any("imse" in v for v in args.variants):
+        from imse_study.evaluator.pretrained import refuse_shipped
+
+        refuse_shipped(args.dataset, remedy=f"pass --evaluator, one trained with `imse-study train-evaluator "
+                                            f"--dataset {args.dataset} --root DIR --modality {moving}`")
     dpairs = make_diagnostic_pairs(moving, target, n_pairs=args.pairs, profile=args.profile, dataset=args.dataset,
                                    root=args.root)
     variants = hardening_variants(moving, target, evaluator=args.evaluator, names=args.variants,

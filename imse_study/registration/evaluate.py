@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.aligned import AlignedSet, load_aligned
-from imse_study.data.datasets import is_phantom
+from imse_study.data.datasets import data_arguments, is_phantom
 from imse_study.metrics import dice, gradient_smoothness, hd95, nonpositive_jacobian_fraction
 from imse_study.warp import warp
 
@@ -103,9 +103,8 @@ def work_folder(work_dir: str | Path | None, prefix: str, dataset: str = "phanto
 
 def data_flags(dataset: str, root: str | None = None) -> str:
     """`` --dataset NAME --root DIR`` of a training command for a manifest set; nothing for the phantom."""
-    if is_phantom(dataset):
-        return ""
-    return f" --dataset {shlex.quote(str(dataset))}" + (f" --root {shlex.quote(str(root))}" if root else "")
+    args = data_arguments(dataset, root)
+    return " " + shlex.join(args) if args else ""
 
 
 def _row(pairs: TestPairs, i: int, method: str, displacement: torch.Tensor | None, seconds: float) -> dict:

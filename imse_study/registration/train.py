@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.config import get_profile
+from imse_study.data.datasets import data_arguments
 from imse_study.metrics import dice, gradient_loss
 from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
@@ -224,10 +225,7 @@ def _command(out, similarity, moving, target, dim, profile, smooth_weight, optio
     args = ["imse-study", "train-registration", "--similarity", similarity, "--moving", moving, "--target", target,
             "--dim", str(dim), "--profile", profile, "--smooth-weight", str(smooth_weight), "--seed", str(seed),
             "--out", str(out)]
-    if dataset != "phantom":
-        args += ["--dataset", dataset]
-    if root:
-        args += ["--root", str(root)]
+    args += data_arguments(dataset, root)
     for key, value in _serialisable(options).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     if bidirectional:
