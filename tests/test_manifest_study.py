@@ -135,7 +135,7 @@ def test_train_registration_on_a_manifest_set(folder_root, tmp_path, monkeypatch
                  "--dataset", "folder", "--root", str(folder_root), "--epochs", "1", "--steps-per-epoch", "2",
                  "--out", str(out)])
     assert code == 0
-    model, meta = load_network(out / "network.pt")
+    _, meta = load_network(out / "network.pt")
     assert meta.dataset == "folder" and meta.steps == 2 and tuple(meta.size) == (32, 32)
     assert f"--dataset folder --root {folder_root}" in meta.command
     log = pd.read_csv(out / "log.csv")
