@@ -35,6 +35,12 @@ def _budget(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
     return {k: getattr(args, k) for k in ("batch_size", "lr", "steps_per_epoch", *extra) if getattr(args, k) is not None}
 
 
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The data set to train on: the bundled phantom or a manifest data set and its folder."""
+    p.add_argument("--dataset", default="phantom", help="phantom (bundled) or a manifest name")
+    p.add_argument("--root", help="data folder of a manifest data set")
+
+
 def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) -> None:
     """Flags that override the profile's training budget (e.g. a GPU-sized run) and the device."""
     p.add_argument("--epochs", type=int, help="number of epochs (default: the profile's)")
@@ -88,11 +94,13 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
         smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
         seed=args.seed, resume=args.resume, epochs=args.epochs, device=args.device, budget=_budget(args),
         time_limit=args.time_limit,
+        dataset=args.dataset, root=args.root,
     )
     if result.history:
         last = result.history[-1]
-        print(f"trained {result.steps} steps in {last['seconds']:.0f} s; validation Dice "
-              f"{last['val_dice_initial']:.3f} -> {last['val_dice']:.3f}")
+        dice = (f"; validation Dice {last['val_dice_initial']:.3f} -> {last['val_dice']:.3f}" if "val_dice" in last
+                else " (no validation Dice: the data set has no label maps)")
+        print(f"trained {result.steps} steps in {last['seconds']:.0f} s{dice}")
     print(f"network: {result.checkpoint}")
     return 0
 
@@ -177,8 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("train-evaluator", help="train an IMSE evaluator on one modality (Eq. 5)")
-    p.add_argument("--dataset", default="phantom", help="phantom (bundled) or a manifest name")
-    p.add_argument("--root", help="data folder of a manifest data set")
+    _add_data_flags(p)
     p.add_argument("--modality", default="t1", help="the one modality to train on (t1, t2, pd, ct, ...)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=2)
     p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
@@ -194,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train_evaluator)
 
     p = sub.add_parser("train-registration", help="train VoxelMorph with a similarity (Eq. 6 + 7)")
+    _add_data_flags(p)
     p.add_argument("--similarity", required=True, help="ncc, lncc, mi, mind, mae, imse or translated_mae")
     p.add_argument("--moving", required=True, help="moving modality, e.g. t1")
     p.add_argument("--target", required=True, help="target modality, e.g. t2")

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from imse_study.augment import random_spatial_displacement
+from imse_study.data.datasets import dataset_phrase, is_phantom
 from imse_study.study import evaluator_pair
 from imse_study.warp import warp
 
@@ -109,10 +110,10 @@ def _must_be_2d(dim: int) -> None:
 def load_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: bool = False, seed: int = 0,
                    dataset: str = "phantom", data_root: str | None = None,
                    out: str | Path | None = None) -> ModelChoice:
-    """The evaluator trained on ``modality`` as notebook 01 gets it: trained here in the smoke profile
-    (or with ``train=True``), else the shipped ``phantom-<modality>-<dim>d``."""
+    """The evaluator trained on ``modality`` as notebook 01 gets it: trained here on ``dataset`` in the
+    smoke profile (or with ``train=True``), else the shipped ``phantom-<modality>-<dim>d`` (phantom only)."""
     from imse_study.evaluator import load_pretrained
-    from imse_study.evaluator.pretrained import load_any
+    from imse_study.evaluator.pretrained import load_any, refuse_shipped
     from imse_study.evaluator.train import train_evaluator
 
     _must_be_2d(dim)
@@ -122,6 +123,7 @@ def load_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: b
         model, meta = load_any(str(result.checkpoint))
         choice = ModelChoice("imse", model, f"trained here ({result.steps} steps, profile {profile})", meta.command)
     else:
+        refuse_shipped(dataset)
         name = f"phantom-{modality}-{dim}d"
         model = load_pretrained(name)
         choice = ModelChoice("imse", model, f"shipped evaluator `{name}`", model.meta.command)
@@ -145,11 +147,15 @@ def load_translators(source: str, target: str, dim: int = 2, profile: str = "qui
     Quick profile: the shipped ``<kind>-<source>-<target>-<dim>d`` (a missing one comes back with
     ``model=None`` and the command that makes it: the page shows the row as not available). Smoke
     profile, ``train=True``, or a missing file in another profile: trained here with that profile.
+    The shipped translators are phantom-trained: another ``dataset`` needs the smoke profile or ``train``.
     """
     from imse_study.baselines.translator import load_translator, train_translator
+    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.zoo import translator_path
 
     _must_be_2d(dim)
+    if not (train or profile == "smoke"):
+        refuse_shipped(dataset, "translators")
     out_root = Path(out) if out else None
     choices = {}
     for kind in kinds:
@@ -186,25 +192,24 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice]
                  dataset: str = "phantom", data_root: str | None = None, reference_row: bool = True) -> pd.DataFrame:
     """Per-item Table 5 scores: ``method, source, target, item, nmae, psnr, ssim``.
 
-    IMSE: :func:`imse_study.evaluator.quality.translation_quality` (reference = the target-modality
+    IMSE: :func:`imse_study.evaluator.quality.translation_scores` (reference = the target-modality
     image of the same slice under a random transform; ``x - E(x, y)``). GANs: ``G(y)``. Truth: the
-    target-modality image of the same slice, aligned with y. Missing translators give no rows.
+    target-modality image of the same slice, aligned with y (the phantom's, or a manifest set's
+    aligned image; ``dataset``/``data_root``). Missing translators give no rows.
     ``reference_row`` adds method ``reference``: the misaligned reference itself, unchanged, as a
     yardstick (IMSE's translation has to do better than returning its input).
     """
     from imse_study.baselines.translator import translate_with, translation_metrics
-    from imse_study.evaluator.quality import TRANSLATION_SEED, translation_quality
+    from imse_study.evaluator.quality import misaligned_reference, translation_scores
     from imse_study.evaluator.train import load_images
 
-    imse = translation_quality(evaluator, target, source, dim, profile, split=split, limit=limit)
-    frames = [imse]
     images = load_images([target, source], split, dim, profile, dataset, data_root)
     truth, src = images[target], images[source]
     if limit is not None:
         truth, src = truth[:limit], src[:limit]
-    if reference_row:  # the same misaligned reference translation_quality draws, returned unchanged
-        g = torch.Generator().manual_seed(TRANSLATION_SEED)
-        reference = warp(truth, random_spatial_displacement(tuple(truth.shape[2:]), truth.shape[0], generator=g))
+    frames = [translation_scores(evaluator, truth, src, target, source)]
+    if reference_row:  # the same misaligned reference IMSE's translation gets, returned unchanged
+        reference = misaligned_reference(truth)
         frames.append(pd.DataFrame({"item": np.arange(src.shape[0]), "source": source, "target": target,
                                     "method": "reference", **translation_metrics(reference, truth)}))
     for kind, choice in translators.items():
@@ -220,7 +225,7 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice]
 
 
 def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
-                      models: dict[str, ModelChoice] | None = None) -> pd.DataFrame:
+                      models: dict[str, ModelChoice] | None = None, dataset: str = "phantom") -> pd.DataFrame:
     """Our Table 5 (mean and standard deviation over items per method) next to the paper's row.
 
     ``models`` (method -> :class:`ModelChoice`) adds a row for a method with no scores, its status
@@ -232,7 +237,7 @@ def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
         g = items[items["method"] == method]
         status = (models[method].status if models and method in models else
                   "yardstick: the misaligned reference, unchanged" if method == "reference" else "computed here")
-        row = {"study": "this study (phantom)", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
+        row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
                "input": _input(method), "items": len(g), "status": status}
         for m in ("nmae", "psnr", "ssim"):
             vals = g[m].to_numpy(float)
@@ -278,14 +283,14 @@ def figure6_references(truth: torch.Tensor, subjects: np.ndarray, item: int = 0,
         moved = warp(truth[item:item + 1].expand(n_misaligned, *truth.shape[1:]), fields)
         for k in range(n_misaligned):
             out[f"same slice, transform {k + 1}"] = moved[k:k + 1]
-    subjects = np.asarray(subjects)
-    seen = {int(subjects[item])}
+    subjects = [str(s) for s in np.asarray(subjects).tolist()]  # the phantom's int ids or a manifest's names
+    seen = {subjects[item]}
     for j in range(truth.shape[0]):
         if len(seen) > n_subjects:
             break
-        if int(subjects[j]) not in seen:
-            seen.add(int(subjects[j]))
-            out[f"subject {int(subjects[j])}, item {j}"] = truth[j:j + 1]
+        if subjects[j] not in seen:
+            seen.add(subjects[j])
+            out[f"subject {subjects[j]}, item {j}"] = truth[j:j + 1]
     return out
 
 
@@ -352,7 +357,8 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
 
-def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, figure6: pd.DataFrame | None = None) -> str:
+def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, figure6: pd.DataFrame | None = None,
+                        dataset: str = "phantom") -> str:
     """The translation page's reading (Table 5, Figure 6), from the comparison table."""
     d = direction(modality)
     lines = []
@@ -369,7 +375,7 @@ def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, f
         parts = "; ".join(f"{r.method} NMAE {_fmt(r.nmae)}, PSNR {_fmt(r.psnr, 1)} dB, SSIM {_fmt(r.ssim, 2)}"
                           for r in scored.itertuples())
         best = scored.sort_values("nmae").iloc[0]
-        lines.append(f"**Table 5 ({d.label}, {int(scored['items'].max())} test slices of the phantom).** {parts}. "
+        lines.append(f"**Table 5 ({d.label}, {int(scored['items'].max())} test slices of {dataset_phrase(dataset)}).** {parts}. "
                      f"Lowest NMAE: {best.method}.")
         imse = scored[scored["method"] == "IMSE"]
         gans = scored[scored["method"] != "IMSE"]
@@ -425,7 +431,7 @@ def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, f
 
 def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFrame,
                           differences: pd.DataFrame | None = None, missing: list[str] | None = None,
-                          aligned_vs_misaligned: pd.DataFrame | None = None) -> str:
+                          aligned_vs_misaligned: pd.DataFrame | None = None, dataset: str = "phantom") -> str:
     """The spatial-error page's reading (Figures 7 and 8), from the correlation table.
 
     ``correlations``: :func:`imse_study.correlation.correlation_table` output (columns ``method``,
@@ -492,7 +498,7 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
         support = ("supports it: IMSE's correlation is more negative than the GANs'" if len(stronger) == len(gans)
                    else "does not support it: " + ", ".join(m for m in gans.index if m not in stronger)
                    + " correlate(s) at least as strongly")
-        lines.append(f"{claim} On the phantom this run {support}.")
+        lines.append(f"{claim} On {dataset_phrase(dataset)} this run {support}.")
     else:
         lines.append(claim)
     if UNTRANSLATED in sp.index and math.isfinite(sp.loc[UNTRANSLATED, "r"]):
@@ -507,8 +513,8 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
     if missing:
         lines.append("Not computed: " + ", ".join(missing) + " (no shipped translator; see the models table for the "
                      "command that trains one).")
-    lines.append("Caveats: the phantom's subjects differ by smooth deformations and tissue jitter, not by pathology or "
-                 "scanner; the transforms are the paper's random affine + elastic field at graded strength, so Dice "
+    lines.append("Caveats: " + ("the phantom's subjects differ by smooth deformations and tissue jitter, not by pathology "
+                                "or scanner; " if is_phantom(dataset) else "") + "the transforms are the paper's random affine + elastic field at graded strength, so Dice "
                  "and the error scores are driven by the same displacement; the paper's test was in 3D, this one is "
                  "on 2D slices.")
     return "\n\n".join(lines)

@@ -73,6 +73,8 @@ import io  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from imse_study.data.datasets import dataset_phrase, is_phantom  # noqa: E402
+
 ERROR_CMAP = "RdBu_r"  # signed error maps: blue = other brighter than expected, red = darker
 
 
@@ -265,13 +267,13 @@ def score_distributions(scores: "pd.DataFrame") -> plt.Figure:
     return grid.figure
 
 
-def table5_comparison(ours: "pd.DataFrame", paper: dict, paper_key: str) -> "pd.DataFrame":
+def table5_comparison(ours: "pd.DataFrame", paper: dict, paper_key: str, dataset: str = "phantom") -> "pd.DataFrame":
     """Our translation quality (mean over items, one row per source) next to the paper's Table 5."""
     import pandas as pd
 
     rows = []
     for source, g in ours.groupby("source", sort=False):
-        rows.append({"study": "this study (phantom)", "direction": f"{source} -> {g['target'].iloc[0]}",
+        rows.append({"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})", "direction": f"{source} -> {g['target'].iloc[0]}",
                      "method": "imse", "items": len(g), "nmae": g["nmae"].mean(), "psnr": g["psnr"].mean(),
                      "ssim": g["ssim"].mean()})
     for method, v in paper["table5_translation"][paper_key].items():
@@ -396,7 +398,8 @@ def foreground_mean_abs(reference, other, error, threshold: float = -0.9) -> np.
     return (np.abs(error) * mask).sum(axes) / np.maximum(mask.sum(axes), 1)
 
 
-def evaluator_reading(modality: str, profile: str, ranking, translation, by_label, comparison) -> str:
+def evaluator_reading(modality: str, profile: str, ranking, translation, by_label, comparison,
+                      dataset: str = "phantom") -> str:
     """A short, plain reading of the evaluator page's numbers (Markdown), written from the results
     so that it stays true when the profile or the evaluator changes."""
     lines = []
@@ -409,7 +412,8 @@ def evaluator_reading(modality: str, profile: str, ranking, translation, by_labe
                "mostly ranks misaligned pairs above aligned ones, with overlap" if worst >= 0.75 else
                "does not separate aligned from misaligned pairs reliably")
     lines.append(f"**Ranking.** Mean |E| {verdict} (ROC AUC per other modality: {aucs}). This is the premise "
-                 f"of using IMSE as a registration loss (section 4.5), tested here on the phantom's test subjects.")
+                 f"of using IMSE as a registration loss (section 4.5), tested here on "
+                 + ("the phantom's test subjects." if is_phantom(dataset) else f"the test subjects of {dataset_phrase(dataset)}."))
     top = by_label.sort_values("mean_abs_error", ascending=False)
     top_names = list(top["label"].head(2))
     ring = {"skull", "scalp"} & set(top_names)
@@ -429,7 +433,7 @@ def evaluator_reading(modality: str, profile: str, ranking, translation, by_labe
     if len(ours) and len(paper):
         o = "; ".join(f"{r.direction}: NMAE {r.nmae:.3f}, PSNR {r.psnr:.1f}, SSIM {r.ssim:.2f}" for r in ours.itertuples())
         p = paper.iloc[0]
-        lines.append(f"**Translation (Table 5).** Ours on the phantom: {o}. The paper's IMSE row ({p.direction}, on "
+        lines.append(f"**Translation (Table 5).** Ours on {dataset_phrase(dataset)}: {o}. The paper's IMSE row ({p.direction}, on "
                      f"{'BraTS 2019' if modality == 't1t2' else 'its clinical head-and-neck set'}): NMAE {p.nmae:.3f}, "
                      f"PSNR {p.psnr:.1f}, SSIM {p.ssim:.2f}. Different data, sizes and training budgets: the "
                      f"comparison shows whether translation works at all, not whether the paper's figures are "

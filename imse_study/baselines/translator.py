@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.config import PROFILE_NAMES, get_profile
+from imse_study.data.datasets import data_arguments
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
     meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init, step_generator,
@@ -461,10 +462,7 @@ def reproduce_command(kind, source, target, out, dim, profile, seed, weights, de
     args = ["imse-study", "train-translator", "--kind", kind, "--source", source, "--target",
             target, "--dim", str(dim), "--profile", profile, "--seed", str(seed), "--out", str(out)]
     args += [a for k, v in weights.items() if v != defaults[k] for a in ("--weight", f"{k}={v:g}")]
-    if dataset != "phantom":
-        args += ["--dataset", dataset]
-    if root:
-        args += ["--root", str(root)]
+    args += data_arguments(dataset, root)
     return shlex.join(args)
 
 

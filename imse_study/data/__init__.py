@@ -12,6 +12,7 @@ from imse_study.data.datasets import (
     DatasetError,
     DatasetWarning,
     ImagePair,
+    is_phantom,
     list_datasets,
     load_dataset,
     load_manifest,
@@ -24,7 +25,7 @@ from imse_study.data.normalise import normalise, normalise_ct, normalise_mr
 _PHANTOM_NAMES = ("load_phantom", "PhantomSet", "MODALITIES", "LABELS")
 
 __all__ = [
-    "DatasetError", "DatasetWarning", "ImagePair", "list_datasets", "load_dataset", "load_manifest",
+    "DatasetError", "DatasetWarning", "ImagePair", "is_phantom", "list_datasets", "load_dataset", "load_manifest",
     "manifest_dir", "split_subjects", "load_labels", "load_nifti", "save_nifti", "normalise",
     "normalise_ct", "normalise_mr", *_PHANTOM_NAMES,
 ]

@@ -95,6 +95,28 @@ def list_datasets() -> list[str]:
     return sorted(p.stem for p in manifest_dir().glob("*.yaml"))
 
 
+def is_phantom(name: str | Path) -> bool:
+    """True for the bundled phantom (``phantom`` or ``icbm152_phantom``), False for a manifest data set."""
+    return same_dataset(name, "phantom")
+
+
+def same_dataset(a: str | Path, b: str | Path) -> bool:
+    """Do two data set names mean the same data set (``phantom`` and ``icbm152_phantom`` do)?"""
+    return PHANTOM_ALIASES.get(str(a), str(a)) == PHANTOM_ALIASES.get(str(b), str(b))
+
+
+def data_arguments(dataset: str | Path, root: str | Path | None = None) -> list[str]:
+    """``--dataset NAME --root DIR`` of a training command line for a manifest set; none for the phantom."""
+    if is_phantom(dataset):
+        return []
+    return ["--dataset", str(dataset)] + (["--root", str(root)] if root else [])
+
+
+def dataset_phrase(name: str | Path) -> str:
+    """How a page names the data set it ran on: ``the phantom`` or ``data set `brats2019```."""
+    return "the phantom" if is_phantom(name) else f"data set `{name}`"
+
+
 def manifest_path(name: str | Path) -> Path:
     """The manifest file of ``name``: a data set name, an alias, or a path to a ``.yaml`` file."""
     text = str(name)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from imse_study.data.datasets import same_dataset
 from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator
 from imse_study.training import meta_from_dict, package_version, read_payload, save_model_checkpoint, unwrap
 
@@ -67,12 +68,14 @@ def _not_an_evaluator(payload: dict) -> str | None:
 
 
 def load_evaluator(
-    path: str | Path, modality: str | None = None, dim: int | None = None, map_location: str | torch.device = "cpu"
+    path: str | Path, modality: str | None = None, dim: int | None = None, map_location: str | torch.device = "cpu",
+    dataset: str | None = None,
 ) -> tuple[Evaluator, EvaluatorMeta]:
     """Build the evaluator stored in ``path``, in eval mode.
 
-    ``modality`` / ``dim``, when given, must match what the evaluator was trained on: an
-    evaluator trained on CT cannot serve as a T1 reference, and a 3D one cannot read 2D images.
+    ``modality`` / ``dim`` / ``dataset``, when given, must match what the evaluator was trained on:
+    an evaluator trained on CT cannot serve as a T1 reference, a 3D one cannot read 2D images, and
+    one trained on the phantom has not seen the contrasts of a real data set.
     """
     payload = read_checkpoint(path)
     meta = EvaluatorMeta.from_dict(payload["meta"])
@@ -85,6 +88,11 @@ def load_evaluator(
         )
     if dim is not None and dim != meta.dim:
         raise ValueError(f"{Path(path).name} is a {meta.dim}D evaluator; it cannot be applied to {dim}D images")
+    if dataset is not None and not same_dataset(dataset, meta.dataset):
+        raise ValueError(
+            f"{Path(path).name} was trained on data set {meta.dataset!r}, not {dataset!r}: train an evaluator on "
+            f"{dataset!r} (`imse-study train-evaluator --dataset {dataset} --root DIR --modality {meta.modality}`, "
+            "or `-p train True` in a notebook)")
     model = Evaluator(meta.dim, meta.width, meta.n_blocks)
     try:
         model.load_state_dict(payload["state_dict"])

@@ -1,6 +1,7 @@
 """How good is an evaluator? Ranking AUC on test subjects and translation quality (Table 5).
 
-Both use the phantom, which knows every subject in every modality and its true alignment.
+Both need aligned images of every subject in both modalities: the phantom's, or a manifest data
+set's aligned pairs (``dataset``/``root``).
 
 * Ranking (section 4.5's premise): mean |E| must separate aligned multi-modal pairs from the same
   pairs misaligned by the paper's random transforms -> ROC AUC per other modality.
@@ -28,12 +29,20 @@ DATA_RANGE = 2.0
 
 
 def ranking_report(model: torch.nn.Module, modality: str, dim: int = 2, profile: str = "quick",
-                   split: str = "test", others: list[str] | None = None) -> pd.DataFrame:
-    """ROC AUC of mean |E| (aligned vs misaligned) for each other modality on ``split``."""
+                   split: str = "test", others: list[str] | None = None, dataset: str = "phantom",
+                   root: str | None = None) -> pd.DataFrame:
+    """ROC AUC of mean |E| (aligned vs misaligned) for each other modality on ``split`` of ``dataset``.
+
+    ``others`` default: the phantom's other modalities (:func:`ranking_modalities`); a manifest set
+    must name them.
+    """
+    from imse_study.data.datasets import is_phantom
     from imse_study.data.phantom import MODALITIES
 
+    if others is None and not is_phantom(dataset):
+        raise ValueError(f"name the modalities of data set {dataset!r} to rank against {modality!r}: others=[...]")
     others = others or ranking_modalities(modality, MODALITIES)
-    images = load_images([modality, *others], split, dim, profile)
+    images = load_images([modality, *others], split, dim, profile, dataset, root)
     rows = [{"reference": modality, "other": m, "pairs": int(images[m].shape[0]),
              "auc": ranking_auc(model, images[modality], images[m])} for m in others]
     return pd.DataFrame(rows)
@@ -50,16 +59,30 @@ def image_quality(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]
     }
 
 
-@torch.no_grad()
 def translation_quality(model: torch.nn.Module, modality: str, source: str, dim: int = 2, profile: str = "quick",
-                        split: str = "test", limit: int | None = None) -> pd.DataFrame:
-    """Translate each test image of ``source`` into ``modality`` with a misaligned reference."""
-    images = load_images([modality, source], split, dim, profile)
+                        split: str = "test", limit: int | None = None, dataset: str = "phantom",
+                        root: str | None = None) -> pd.DataFrame:
+    """Translate each test image of ``source`` into ``modality`` with a misaligned reference (``dataset``:
+    the phantom or a manifest set, whose aligned image of ``modality`` is the truth)."""
+    images = load_images([modality, source], split, dim, profile, dataset, root)
     truth, src = images[modality], images[source]
     if limit is not None:
         truth, src = truth[:limit], src[:limit]
+    return translation_scores(model, truth, src, modality, source)
+
+
+def misaligned_reference(truth: torch.Tensor) -> torch.Tensor:
+    """The references of the translation check: ``truth`` (N, 1, *S) moved by seeded paper transforms."""
     g = torch.Generator().manual_seed(TRANSLATION_SEED)
-    reference = warp(truth, random_spatial_displacement(tuple(truth.shape[2:]), truth.shape[0], generator=g))
+    return warp(truth, random_spatial_displacement(tuple(truth.shape[2:]), truth.shape[0], generator=g))
+
+
+@torch.no_grad()
+def translation_scores(model: torch.nn.Module, truth: torch.Tensor, src: torch.Tensor, modality: str,
+                       source: str) -> pd.DataFrame:
+    """NMAE, PSNR and SSIM of ``x - E(x, y)`` against ``truth`` per item, x the misaligned reference
+    (:func:`misaligned_reference`) and y = ``src`` (aligned with ``truth``)."""
+    reference = misaligned_reference(truth)
     rows = []
     for i in range(truth.shape[0]):
         translated = translate(model, reference[i : i + 1], src[i : i + 1])

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from imse_study.augment import bezier_shift, random_spatial_displacement, shuffle_remap
 from imse_study.config import get_profile
+from imse_study.data.datasets import is_phantom
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
@@ -66,20 +67,26 @@ def ranking_modalities(modality: str, available: tuple[str, ...]) -> list[str]:
 def load_images(
     modalities: list[str], split: str, dim: int, profile: str, dataset: str = "phantom", root: str | None = None
 ) -> dict[str, torch.Tensor]:
-    """Aligned images (N, 1, *S) in [-1, 1] of each modality for one split."""
-    if dataset in ("phantom", "icbm152_phantom"):
+    """Aligned images (N, 1, *S) in [-1, 1] of each modality for one split.
+
+    Item ``i`` is the same slice or volume in every modality: for a manifest set, the items that
+    have all of ``modalities`` (a subject missing one is left out of every modality).
+    """
+    if is_phantom(dataset):
         from imse_study.data.phantom import load_phantom
 
         data = load_phantom(split, dim, profile, tuple(modalities))
         return {m: torch.from_numpy(v).unsqueeze(1) for m, v in data.images.items()}
-    from imse_study.data.datasets import load_dataset
+    from imse_study.data.aligned import load_aligned
 
     first, *others = modalities
+    sets = [load_aligned(first, other, split, dim, profile, dataset, root, labels=False) for other in others or [first]]
+    common = set.intersection(*(set(a.ids) for a in sets))
     out: dict[str, torch.Tensor] = {}
-    for other in others or [first]:
-        pairs = load_dataset(dataset, root=root, split=split, dim=dim, pair=(first, other), profile=profile)
-        out.setdefault(first, torch.from_numpy(np.stack([p.moving for p in pairs])).unsqueeze(1))
-        out[other] = torch.from_numpy(np.stack([p.target for p in pairs])).unsqueeze(1)
+    for other, aligned in zip(others or [first], sets):
+        keep = torch.tensor([i for i, item in enumerate(aligned.ids) if item in common], dtype=torch.long)
+        out.setdefault(first, aligned.images[first][keep])
+        out[other] = aligned.images[other][keep]
     return out
 
 
@@ -279,7 +286,7 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, met
 def _validation_data(modality, dim, profile, dataset, root, limit):
     from imse_study.data.phantom import MODALITIES
 
-    others = ranking_modalities(modality, MODALITIES if dataset in ("phantom", "icbm152_phantom") else ())
+    others = ranking_modalities(modality, MODALITIES if is_phantom(dataset) else ())
     images = load_images([modality, *others], "val", dim, profile, dataset, root)
     return {m: v[:limit] for m, v in images.items()}, modality, others
 

@@ -12,12 +12,12 @@ evaluator from network training noise.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from imse_study.registration.evaluate import evaluate, make_test_pairs, network_registrar
+from imse_study.data.datasets import is_phantom
+from imse_study.registration.evaluate import data_flags, evaluate, make_test_pairs, network_registrar, work_folder
 from imse_study.registration.methods import classic_registrar
 
 N_RANGES = {"N_2": (2, 2), "N_2_10": (2, 10), "N_2_30": (2, 30), "N_2_50": (2, 50)}
@@ -31,25 +31,27 @@ def ablation_name(modality: str, dim: int, n_range: tuple[int, int]) -> str:
 
 
 def ablation_evaluators(modality: str, dim: int = 2, profile: str = "quick", train: bool = False,
-                        work_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
-    """One evaluator per N range: shipped (quick) or trained here (smoke, or ``train=True``).
+                        work_dir: str | Path | None = None, seed: int = 0, dataset: str = "phantom",
+                        root: str | None = None) -> pd.DataFrame:
+    """One evaluator per N range: shipped (quick) or trained here on ``dataset`` (smoke, or ``train=True``).
 
     Columns: ``setting, n_min, n_max, evaluator`` (a shipped name or a checkpoint path; None when
-    missing), ``source`` and ``train_command``.
+    missing), ``source`` and ``train_command``. A manifest set refuses the shipped (phantom) ones.
     """
-    from imse_study.evaluator.pretrained import available_pretrained
+    from imse_study.evaluator.pretrained import available_pretrained, refuse_shipped
     from imse_study.evaluator.train import train_evaluator
 
     if modality not in TABLE3_ROWS:
         raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(TABLE3_ROWS)}")
     evaluator_modality = TABLE3_ROWS[modality][0]
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table3-"))
+    work = work_folder(work_dir, "imse-table3-", dataset)
     rows = []
     for setting, n_range in N_RANGES.items():
         name = ablation_name(evaluator_modality, dim, n_range)
         command = (f"imse-study train-evaluator --modality {evaluator_modality} --dim {dim} --profile {profile} "
-                   f"--epochs 3 --n-range {n_range[0]} {n_range[1]} --out runs/{name}")
+                   f"--epochs 3 --n-range {n_range[0]} {n_range[1]}{data_flags(dataset, root)} --out runs/{name}")
         if not train and profile != "smoke":
+            refuse_shipped(dataset)
             found = name in available_pretrained()
             rows.append({"setting": setting, "n_min": n_range[0], "n_max": n_range[1],
                          "evaluator": name if found else None,
@@ -57,7 +59,8 @@ def ablation_evaluators(modality: str, dim: int = 2, profile: str = "quick", tra
             continue
         out = work / name
         if not (out / "evaluator.pt").exists():
-            train_evaluator(out, evaluator_modality, dim, profile, n_range=n_range, seed=seed, progress=False)
+            train_evaluator(out, evaluator_modality, dim, profile, n_range=n_range, seed=seed, progress=False,
+                            dataset=dataset, root=root)
         rows.append({"setting": setting, "n_min": n_range[0], "n_max": n_range[1],
                      "evaluator": str(out / "evaluator.pt"), "source": f"trained here ({profile})",
                      "train_command": command})
@@ -65,20 +68,25 @@ def ablation_evaluators(modality: str, dim: int = 2, profile: str = "quick", tra
 
 
 def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
-                   n_pairs: int | None = 8, mode: str = "multires", iterations: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-pair registration results, ranking AUC) for every available ablation evaluator."""
+                   n_pairs: int | None = 8, mode: str = "multires", iterations: int = 200, dataset: str = "phantom",
+                   root: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-pair registration results, ranking AUC) for every available ablation evaluator, on the
+    test pairs of ``dataset`` (a manifest set ranks against the direction's other modality only)."""
     from imse_study.evaluator.pretrained import load_any
     from imse_study.evaluator.quality import ranking_report
 
     evaluator_modality, (moving, target), _ = TABLE3_ROWS[modality]
-    pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs)
+    pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
+    others = None if is_phantom(dataset) else [m for m in (moving, target) if m != evaluator_modality]
     registrars, rankings = {}, []
     for row in evaluators[evaluators["evaluator"].notna()].itertuples():
-        model, meta = load_any(row.evaluator)  # once: the registration loss and the ranking share it
+        # once: the registration loss and the ranking share it; it must know this data set
+        model, meta = load_any(row.evaluator, dataset=dataset)
         registrars[row.setting] = classic_registrar(
             "imse", pairs, evaluator=model, similarity_options={"evaluator_modality": meta.modality},
             mode=mode, iterations=iterations, progress=False)
-        rankings.append(ranking_report(model, evaluator_modality, dim, profile).assign(setting=row.setting))
+        rankings.append(ranking_report(model, evaluator_modality, dim, profile, others=others, dataset=dataset,
+                                       root=root).assign(setting=row.setting))
     table = evaluate(registrars, pairs, include_initial=True, progress=False)
     table.insert(0, "modality_pair", modality)
     ranking = pd.concat(rankings, ignore_index=True) if rankings else pd.DataFrame(
@@ -95,26 +103,32 @@ NETWORK_EPOCHS = 4  # the shipped ablation networks: 400 steps each (quick), the
 
 
 def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
-                      train: bool = False, work_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
+                      train: bool = False, work_dir: str | Path | None = None, seed: int = 0, dataset: str = "phantom",
+                      root: str | None = None) -> pd.DataFrame:
     """One VoxelMorph (Eq. 6-7, IMSE loss) per ablation evaluator, for the Table 3 direction.
 
     Shipped networks are used in the quick profile; the smoke profile (or ``train=True``) trains them
-    here with the evaluators of ``evaluators``. Columns: ``setting, network`` (a checkpoint path or
-    None), ``source``, ``train_command``.
+    here on ``dataset`` with the evaluators of ``evaluators``. Columns: ``setting, network`` (a
+    checkpoint path or None), ``source``, ``train_command``. A manifest set refuses the shipped ones.
     """
+    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.registration.train import train_registration
     from imse_study.zoo import network_path
 
     _, (moving, target), _ = TABLE3_ROWS[modality]
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table3-"))
+    work = work_folder(work_dir, "imse-table3-", dataset)
     rows = []
     for row in evaluators.itertuples():
         method = network_method((row.n_min, row.n_max))
+        evaluator = ablation_name(TABLE3_ROWS[modality][0], dim, (row.n_min, row.n_max))
+        if not is_phantom(dataset):  # the shipped ablation evaluators know the phantom only
+            evaluator = f"runs/{evaluator}/evaluator.pt"
         command = (f"imse-study train-registration --similarity imse --moving {moving} --target {target} --dim {dim} "
-                   f"--profile {profile} --evaluator {ablation_name(TABLE3_ROWS[modality][0], dim, (row.n_min, row.n_max))} "
+                   f"--profile {profile}{data_flags(dataset, root)} --evaluator {evaluator} "
                    f"--epochs {NETWORK_EPOCHS} --out runs/vm-{moving}-{target}-{method}")
         entry = {"setting": row.setting, "network": None, "source": "not shipped", "train_command": command}
         if not train and profile != "smoke":
+            refuse_shipped(dataset, "registration networks")
             path = network_path(method, moving, target, dim, profile)
             if path is not None:
                 entry.update(network=str(path), source=f"shipped `{path.name}`")
@@ -123,19 +137,20 @@ def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, pro
             if not (out / "network.pt").exists():
                 train_registration(out, "imse", moving, target, dim=dim, profile=profile,
                                    similarity_options={"evaluator": row.evaluator}, seed=seed,
-                                   epochs=None if profile == "smoke" else NETWORK_EPOCHS, progress=False)
+                                   epochs=None if profile == "smoke" else NETWORK_EPOCHS, progress=False,
+                                   dataset=dataset, root=root)
             entry.update(network=str(out / "network.pt"), source=f"trained here ({profile})")
         rows.append(entry)
     return pd.DataFrame(rows)
 
 
 def ablation_network_table(modality: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
-                           n_pairs: int | None = None) -> pd.DataFrame:
-    """Per-pair results of every available ablation network on the Table 3 direction's test pairs."""
+                           n_pairs: int | None = None, dataset: str = "phantom", root: str | None = None) -> pd.DataFrame:
+    """Per-pair results of every available ablation network on the Table 3 direction's test pairs of ``dataset``."""
     from imse_study.registration.train import load_network
 
     _, (moving, target), _ = TABLE3_ROWS[modality]
-    pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs)
+    pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
     registrars = {row.setting: network_registrar(load_network(row.network)[0])
                   for row in networks.itertuples() if row.network is not None}
     table = evaluate(registrars, pairs, include_initial=True, progress=False)

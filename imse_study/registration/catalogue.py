@@ -32,10 +32,12 @@ import pandas as pd
 import torch
 
 from imse_study.registration.evaluate import (
+    data_flags,
     direction_name,
     evaluate,
     make_test_pairs,
     network_registrar,
+    work_folder,
 )
 
 NETWORK_METHODS = ("ncc", "mi", "mind", "cyclegan", "reggan", "imse_bc", "imse_sr")
@@ -87,46 +89,58 @@ def similarity_of(method: str) -> str:
             "imse_bc": "imse", "imse_sr": "imse"}.get(method, method)
 
 
-def train_command(method: str, moving: str, target: str, dim: int, profile: str) -> str:
-    """The shell command(s) that train a method's network like the shipped one."""
+def train_command(method: str, moving: str, target: str, dim: int, profile: str, dataset: str = "phantom",
+                  root: str | None = None) -> str:
+    """The shell command(s) that train a method's network like the shipped one (on ``dataset``: for a
+    manifest set, the evaluator an IMSE method needs is trained on it first)."""
+    data = data_flags(dataset, root)
     base = (f"imse-study train-registration --similarity {similarity_of(method)} --moving {moving} --target {target} "
-            f"--dim {dim} --profile {profile}")
+            f"--dim {dim} --profile {profile}{data}")
     if method in TRANSLATOR_METHODS:
         run = f"runs/{method}-{moving}-{target}"
         return (f"imse-study train-translator --kind {method} --source {moving} --target {target} --dim {dim} "
-                f"--profile {profile} --out {run} && {base} --translator {run}/translator.pt --epochs 4 "
+                f"--profile {profile}{data} --out {run} && {base} --translator {run}/translator.pt --epochs 4 "
                 f"--out runs/vm-{moving}-{target}-{method}")
-    extra = f" --evaluator {evaluator_name(method, moving, target, dim)}" if method.startswith("imse") else ""
-    return f"{base}{extra} --bidirectional --out runs/vm-{moving}-{target}-{method}"
+    first = ""
+    evaluator = evaluator_name(method, moving, target, dim) if method.startswith("imse") else None
+    if evaluator and data:  # the shipped evaluators know the phantom only
+        noise = "bezier" if method == "imse_bc" else "shuffle_remap"
+        first = (f"imse-study train-evaluator --modality {evaluator_modality(moving, target)} --dim {dim} "
+                 f"--profile {profile} --noise {noise}{data} --out runs/evaluator-{method} && ")
+        evaluator = f"runs/evaluator-{method}/evaluator.pt"
+    extra = f" --evaluator {evaluator}" if evaluator else ""
+    return f"{first}{base}{extra} --bidirectional --out runs/vm-{moving}-{target}-{method}"
 
 
 def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
-                   progress: bool) -> str:
-    """The evaluator ``method`` trains with, trained in ``work`` (reused when already there)."""
+                   progress: bool, dataset: str = "phantom", root: str | None = None) -> str:
+    """The evaluator ``method`` trains with, trained in ``work`` on ``dataset`` (reused when already there)."""
     from imse_study.evaluator.train import train_evaluator
 
     out = work / f"evaluator-{evaluator_name(method, moving, target, dim)}"
     if not (out / "evaluator.pt").exists():
         noise = "bezier" if method == "imse_bc" else "shuffle_remap"
         train_evaluator(out, evaluator_modality(moving, target), dim, profile, noise=noise, seed=seed,
-                        progress=progress)
+                        progress=progress, dataset=dataset, root=root)
     return str(out / "evaluator.pt")
 
 
 def _translator_for(kind: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
-                    progress: bool) -> str:
-    """The translator a ``translated_mae`` network trains with, trained in ``work`` (reused when there)."""
+                    progress: bool, dataset: str = "phantom", root: str | None = None) -> str:
+    """The translator a ``translated_mae`` network trains with, trained in ``work`` on ``dataset`` (reused when there)."""
     from imse_study.baselines.translator import train_translator
 
     out = work / f"{kind}-{moving}-{target}"
     if not (out / "translator.pt").exists():
-        train_translator(kind, moving, target, out, dim=dim, profile=profile, seed=seed, progress=progress)
+        train_translator(kind, moving, target, out, dim=dim, profile=profile, seed=seed, progress=progress,
+                         dataset=dataset, root=root)
     return str(out / "translator.pt")
 
 
 def obtain_network(
     method: str, moving: str, target: str, dim: int = 2, profile: str = "quick", train: bool = False,
-    work_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
+    work_dir: str | Path | None = None, seed: int = 0, progress: bool = False, dataset: str = "phantom",
+    root: str | None = None,
 ) -> MethodNetwork:
     """The registration network of ``method`` for ``moving -> target``.
 
@@ -136,19 +150,23 @@ def obtain_network(
     directions of a bidirectional method cost one training. In the quick and paper profiles a
     method with no shipped network is returned with ``model=None`` unless ``train`` is set:
     training all of Table 2 takes hours on a CPU, so a notebook should not start that silently.
+    The shipped networks know the phantom only: on a manifest ``dataset`` (data folder ``root``)
+    they are refused with an error unless ``train`` is set (or the profile is ``smoke``).
     """
+    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.registration.train import load_network, train_registration
     from imse_study.zoo import network_path
 
     similarity_name = similarity_of(method)
-    command = train_command(method, moving, target, dim, profile)
+    command = train_command(method, moving, target, dim, profile, dataset, root)
     if not train and profile != "smoke":  # shipped or nothing: training here must be asked for
+        refuse_shipped(dataset, "registration networks")
         path = network_path(method, moving, target, dim, profile)
         if path is None:
             return MethodNetwork(method, moving, target, None, "not shipped for this profile", command)
         model, meta = load_network(path)
         return MethodNetwork(method, moving, target, model, f"shipped `{path.name}` ({meta.steps} steps)", command)
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table2-"))
+    work = work_folder(work_dir, "imse-table2-", dataset)
     bidirectional = method not in TRANSLATOR_METHODS
     for a, b in ((moving, target), (target, moving)) if bidirectional else ((moving, target),):
         done = work / f"vm-{a}-{b}-{method}" / "network.pt"
@@ -157,12 +175,14 @@ def obtain_network(
             return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
     options: dict[str, Any] = {}
     if method.startswith("imse"):
-        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, progress)
+        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, progress, dataset, root)
     if method in TRANSLATOR_METHODS:
-        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, progress)
+        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, progress, dataset,
+                                                root)
     out = work / f"vm-{moving}-{target}-{method}"
     result = train_registration(out, similarity_name, moving, target, dim=dim, profile=profile,
-                                similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress)
+                                similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress,
+                                dataset=dataset, root=root)
     model, meta = load_network(result.checkpoint)
     return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
 
@@ -170,9 +190,12 @@ def obtain_network(
 def registration_table(
     modality: str, dim: int = 2, profile: str = "quick", methods: tuple[str, ...] = NETWORK_METHODS,
     train: bool = False, work_dir: str | Path | None = None, limit: int | None = None, seed: int = 0,
-    progress: bool = False,
+    progress: bool = False, dataset: str = "phantom", root: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 2 for one modality pair, both directions: (tidy per-pair results, the networks used).
+
+    ``dataset``: the phantom or a manifest set with label maps (data folder ``root``); the test pairs
+    are its aligned test pairs misaligned by :func:`~imse_study.registration.evaluate.make_test_pairs`.
 
     The tidy table has :func:`~imse_study.registration.evaluate.evaluate`'s columns plus
     ``modality_pair``; ``initial`` rows are the pairs before registration. Methods whose network is
@@ -184,10 +207,10 @@ def registration_table(
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imse-table2-"))
     tables, used = [], []
     for moving, target in directions(modality):
-        pairs = make_test_pairs(moving, target, "test", dim, profile, limit=limit)
+        pairs = make_test_pairs(moving, target, "test", dim, profile, limit=limit, dataset=dataset, root=root)
         registrars = {}
         for method in methods:
-            net = obtain_network(method, moving, target, dim, profile, train, work, seed, progress)
+            net = obtain_network(method, moving, target, dim, profile, train, work, seed, progress, dataset, root)
             used.append({"method": method, "direction": direction_name(moving, target), "network": net.source,
                          "available": net.model is not None, "train_command": net.command})
             if net.model is not None:

@@ -1,7 +1,8 @@
 """Where does a similarity's minimum sit? The "fooling" diagnostic of classic registration.
 
-On the phantom the true alignment is known: a test pair's moving image is the phantom's own image
-of the moving modality warped by a seeded random displacement (:func:`.evaluate.make_test_pairs`),
+The true alignment is known: a test pair's moving image is the data set's own aligned image (the
+phantom's, or a manifest set's) of the moving modality warped by a seeded random displacement
+(:func:`.evaluate.make_test_pairs`),
 so the *truly aligned* moving image is the unwarped one, and the displacement that undoes the
 misalignment is the inverse of the known field (computed here by fixed-point iteration). For each
 pair and each registration *variant* (a similarity plus the options of
@@ -49,7 +50,7 @@ from imse_study.metrics import (
     hd95,
     nonpositive_jacobian_fraction,
 )
-from imse_study.registration.evaluate import TEST_SEED, TestPairs, make_test_pairs
+from imse_study.registration.evaluate import TEST_SEED, TestPairs
 from imse_study.registration.instance import MODES, optimise
 from imse_study.registration.similarity import SimilarityLike
 from imse_study.warp import warp
@@ -79,7 +80,7 @@ BRAIN_LABELS = ("csf", "gm", "wm", "ventricles")
 
 @dataclass
 class DiagnosticPairs:
-    """Phantom test pairs plus what the phantom knows about them.
+    """Test pairs plus what is known about them (the aligned images before the misalignment).
 
     ``pairs`` are exactly :func:`make_test_pairs`' pairs (same seeds, same ids), possibly a subset;
     ``truth`` (N, 1, *S) the unwarped moving images (the true alignment); ``fields`` the known
@@ -136,36 +137,38 @@ def make_diagnostic_pairs(
     split: str = "test",
     seed: int = TEST_SEED,
     spread: bool = True,
+    dataset: str = "phantom",
+    root: str | None = None,
 ) -> DiagnosticPairs:
-    """``n_pairs`` of :func:`make_test_pairs`' phantom pairs with their truth.
+    """``n_pairs`` of :func:`make_test_pairs`' pairs of ``dataset`` (the phantom or a manifest set with
+    label maps, data folder ``root``) with their truth: the aligned moving images before the known
+    misalignment, so the true alignment is known on real data as on the phantom.
 
     ``spread=True`` picks pairs evenly over the split (so several subjects are seen, not the slices
     of the first subject only); ``False`` takes the first ``n_pairs``. A pair keeps its index, seed
     and id of the full set, so its rows match :func:`.evaluate.evaluate`'s rows of the same pair.
     """
-    from imse_study.augment import random_spatial_displacement
-    from imse_study.data.phantom import load_phantom
+    from imse_study.data.aligned import load_aligned
+    from imse_study.registration.evaluate import misalign
 
     if int(n_pairs) < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
-    full = make_test_pairs(moving_modality, target_modality, split=split, dim=dim, profile=profile, seed=seed)
+    aligned = load_aligned(moving_modality, target_modality, split, dim, profile, dataset, root)
+    full, all_fields = misalign(aligned, moving_modality, target_modality, seed=seed)
     total = len(full)
     if total == 0:
-        raise ValueError(f"the phantom's {split!r} split of profile {profile!r} holds no pairs")
+        raise ValueError(f"the {split!r} split of data set {dataset!r} (profile {profile!r}) holds no pairs")
     n = min(int(n_pairs), total)
     items = (np.linspace(0, total - 1, n).round().astype(int).tolist() if spread else list(range(n)))
     items = sorted(set(items))
     index = torch.tensor(items)
-    data = load_phantom(split, dim, profile, (moving_modality,))
-    truth = torch.from_numpy(data.images[moving_modality][items]).unsqueeze(1)
-    shape = tuple(truth.shape[2:])
-    fields = torch.cat([random_spatial_displacement(shape, 1, generator=torch.Generator().manual_seed(seed + i))
-                        for i in items])
+    fields = all_fields[index]
     pairs = TestPairs(
         moving=full.moving[index], target=full.target[index], moving_labels=full.moving_labels[index],
         target_labels=full.target_labels[index], spacing=full.spacing, ids=[full.ids[i] for i in items],
         moving_modality=full.moving_modality, target_modality=full.target_modality, label_names=full.label_names,
     )
+    truth = aligned.images[moving_modality][index]
     return DiagnosticPairs(pairs=pairs, truth=truth, fields=fields, inverse=invert_displacement(fields), items=items)
 
 
@@ -501,10 +504,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     from imse_study.registration.robust import hardening_variants
 
     parser = argparse.ArgumentParser(prog="python -m imse_study.registration.diagnostic",
-                                     description="Fooling diagnostic of classic registration on phantom test pairs")
+                                     description="Fooling diagnostic of classic registration on test pairs")
     parser.add_argument("--direction", default="t1-t2", help="moving-target, e.g. t1-t2 or ct-t1")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--dataset", default="phantom", help="phantom (bundled) or a manifest name")
+    parser.add_argument("--root", default=None, help="data folder of a manifest data set")
     parser.add_argument("--variants", nargs="+", default=["mi", "mind", "imse"])
     parser.add_argument("--evaluator", default=None, help="checkpoint or shipped name (default: the shipped one)")
     parser.add_argument("--finetuned", default=None, help="fine-tuned evaluator checkpoint (variant imse_hardneg)")
@@ -515,7 +520,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     moving, target = args.direction.replace("->", "-").split("-")
-    dpairs = make_diagnostic_pairs(moving, target, n_pairs=args.pairs, profile=args.profile)
+    if args.evaluator is None and any("imse" in v for v in args.variants):
+        from imse_study.evaluator.pretrained import refuse_shipped
+
+        refuse_shipped(args.dataset, remedy=f"pass --evaluator, one trained with `imse-study train-evaluator "
+                                            f"--dataset {args.dataset} --root DIR --modality {moving}`")
+    dpairs = make_diagnostic_pairs(moving, target, n_pairs=args.pairs, profile=args.profile, dataset=args.dataset,
+                                   root=args.root)
     variants = hardening_variants(moving, target, evaluator=args.evaluator, names=args.variants,
                                   finetuned=args.finetuned)
     k, n = (int(v) for v in args.shard.split("/"))

@@ -13,8 +13,11 @@ of voxels whose Jacobian determinant is <= 0. The ``initial`` row has no field (
 
 from __future__ import annotations
 
+import shlex
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,6 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
+from imse_study.data.aligned import AlignedSet, load_aligned
+from imse_study.data.datasets import data_arguments, is_phantom
 from imse_study.metrics import dice, gradient_smoothness, hd95, nonpositive_jacobian_fraction
 from imse_study.warp import warp
 
@@ -59,30 +64,47 @@ def direction_name(moving: str, target: str) -> str:
 
 def make_test_pairs(
     moving_modality: str, target_modality: str, split: str = "test", dim: int = 2, profile: str = "quick",
-    limit: int | None = None, seed: int = TEST_SEED,
+    limit: int | None = None, seed: int = TEST_SEED, dataset: str = "phantom", root: str | None = None,
 ) -> TestPairs:
-    """Phantom test pairs: moving image and labels moved by seeded paper transforms (one seed per pair)."""
-    from imse_study.data.phantom import LABELS, load_phantom, subject_name
+    """Test pairs of ``dataset`` (the phantom or a manifest set with label maps, data folder ``root``):
+    the moving image and its labels moved by seeded paper transforms (one seed per pair)."""
+    return misalign(load_aligned(moving_modality, target_modality, split, dim, profile, dataset, root),
+                    moving_modality, target_modality, limit, seed)[0]
 
-    data = load_phantom(split, dim, profile, (moving_modality, target_modality))
-    n = len(data) if limit is None else min(limit, len(data))
-    moving = torch.from_numpy(data.images[moving_modality][:n]).unsqueeze(1)
-    target = torch.from_numpy(data.images[target_modality][:n]).unsqueeze(1)
-    labels = torch.from_numpy(data.labels[:n].astype(np.float32)).unsqueeze(1)
+
+def misalign(aligned: AlignedSet, moving_modality: str, target_modality: str, limit: int | None = None,
+             seed: int = TEST_SEED) -> tuple[TestPairs, torch.Tensor]:
+    """The first ``limit`` aligned items as test pairs, and the fields (N, dim, *S) that moved them:
+    pair ``i``'s moving image and labels are warped by the paper's random transform of seed ``seed + i``."""
+    if aligned.labels is None:
+        raise ValueError(f"the {aligned.dataset!r} items were loaded without label maps; test pairs need them")
+    n = len(aligned) if limit is None else min(limit, len(aligned))
+    moving = aligned.images[moving_modality][:n]
     shape = tuple(moving.shape[2:])
     fields = torch.cat([
         random_spatial_displacement(shape, 1, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)
     ])
-    counts: dict[int, int] = {}
-    ids = []
-    for subject in data.subjects[:n]:
-        counts[int(subject)] = counts.get(int(subject), -1) + 1
-        ids.append(f"{subject_name(int(subject))}/{counts[int(subject)]}")
-    return TestPairs(
-        moving=warp(moving, fields), target=target, moving_labels=warp(labels, fields, mode="nearest"),
-        target_labels=labels, spacing=tuple(data.spacing), ids=ids, moving_modality=moving_modality,
-        target_modality=target_modality, label_names={k: v for k, v in LABELS.items() if v != 0},
+    pairs = TestPairs(
+        moving=warp(moving, fields), target=aligned.images[target_modality][:n],
+        moving_labels=warp(aligned.labels[moving_modality][:n], fields, mode="nearest"),
+        target_labels=aligned.labels[target_modality][:n], spacing=aligned.spacing, ids=aligned.ids[:n],
+        moving_modality=moving_modality, target_modality=target_modality,
+        label_names={k: v for k, v in aligned.label_names.items() if v != 0},
     )
+    return pairs, fields
+
+
+def work_folder(work_dir: str | Path | None, prefix: str, dataset: str = "phantom") -> Path:
+    """Where models trained for an experiment go: ``work_dir`` (a new temporary folder if None); a
+    manifest data set gets its own sub-folder, so that models of one data set are never reused for another."""
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=prefix))
+    return work if is_phantom(dataset) else work / f"dataset-{Path(str(dataset)).stem}"
+
+
+def data_flags(dataset: str, root: str | None = None) -> str:
+    """`` --dataset NAME --root DIR`` of a training command for a manifest set; nothing for the phantom."""
+    args = data_arguments(dataset, root)
+    return " " + shlex.join(args) if args else ""
 
 
 def _row(pairs: TestPairs, i: int, method: str, displacement: torch.Tensor | None, seconds: float) -> dict:

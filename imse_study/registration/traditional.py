@@ -11,7 +11,6 @@ a coarse-to-fine field; see :mod:`imse_study.registration.instance`), and the re
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ from imse_study.registration.evaluate import (
     direction_name,
     evaluate,
     make_test_pairs,
+    work_folder,
 )
 from imse_study.registration.methods import classic_registrar, external_registrar
 
@@ -35,33 +35,37 @@ TOOLS = ("ants", "elastix")
 
 
 def table4_evaluator(modality: str, dim: int, profile: str, work_dir: str | Path | None = None,
-                     seed: int = 0) -> tuple[str | None, str]:
+                     seed: int = 0, dataset: str = "phantom", root: str | None = None,
+                     train: bool = False) -> tuple[str | None, str]:
     """The evaluator for a modality pair's Table 4 rows and where it came from.
 
-    The shipped ``phantom-<m>-<dim>d`` in the quick profile; in the smoke profile a tiny one is
-    trained here. None (with the reason) when the profile has no shipped evaluator for ``dim``.
+    The shipped ``phantom-<m>-<dim>d`` in the quick profile; in the smoke profile, or with
+    ``train``, one is trained here on ``dataset`` (data folder ``root``). None (with the reason)
+    when the profile has no shipped evaluator for ``dim``. A manifest set refuses the shipped ones.
     """
-    from imse_study.evaluator.pretrained import available_pretrained
+    from imse_study.evaluator.pretrained import available_pretrained, refuse_shipped
 
     evaluator_modality = "ct" if modality == "ctmr" else "t1"
     name = f"phantom-{evaluator_modality}-{dim}d"
-    if profile != "smoke":
+    if profile != "smoke" and not train:
+        refuse_shipped(dataset)
         if name in available_pretrained():
             return name, f"shipped `{name}`"
         return None, (f"no shipped {dim}D evaluator for profile {profile}; train one with `imse-study "
                       f"train-evaluator --modality {evaluator_modality} --dim {dim} --profile {profile} --out DIR`")
     from imse_study.evaluator.train import train_evaluator
 
-    out = Path(work_dir or tempfile.mkdtemp(prefix="imse-table4-")) / f"evaluator-{evaluator_modality}-{dim}d"
+    out = work_folder(work_dir, "imse-table4-", dataset) / f"evaluator-{evaluator_modality}-{dim}d"
     if not (out / "evaluator.pt").exists():
-        train_evaluator(out, evaluator_modality, dim, profile, seed=seed, progress=False)
+        train_evaluator(out, evaluator_modality, dim, profile, seed=seed, progress=False, dataset=dataset, root=root)
     return str(out / "evaluator.pt"), f"trained here ({profile} profile)"
 
 
 def traditional_table(
     modality: str, dim: int = 2, profile: str = "quick", n_pairs: int | None = 8, modes: tuple[str, ...] = MODES,
     tools: tuple[str, ...] = TOOLS, evaluator: str | None = None, iterations: int = 200,
-    tool_options: dict[str, dict] | None = None, progress: bool = False,
+    tool_options: dict[str, dict] | None = None, progress: bool = False, dataset: str = "phantom",
+    root: str | None = None,
 ) -> pd.DataFrame:
     """Per-pair results of every classic method on the Table 4 rows of ``modality`` (``t1t2``/``ctmr``).
 
@@ -69,6 +73,7 @@ def traditional_table(
     (multi-modal / single-modal), ``mode`` (paper, multires, or tool) and ``method`` (the similarity
     or tool name). ``evaluator=None`` leaves the IMSE rows out. ``tool_options[tool]`` goes to
     :func:`~imse_study.registration.external.register_external` (e.g. elastix ``max_iterations``).
+    ``dataset``/``root``: the phantom or a manifest set with label maps (its aligned test pairs).
     """
     if modality not in TABLE4_DIRECTIONS:
         raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(TABLE4_DIRECTIONS)}")
@@ -77,7 +82,7 @@ def traditional_table(
         raise ValueError(f"unknown mode(s) or tool(s) {unknown}: modes {MODES}, tools {TOOLS}")
     tables = []
     for kind, (moving, target) in zip(("multi-modal", "single-modal"), TABLE4_DIRECTIONS[modality]):
-        pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs)
+        pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
         names = MULTI_MODAL_METHODS if kind == "multi-modal" else SINGLE_MODAL_METHODS
         registrars: dict[str, Registrar] = {}
         for name in names:

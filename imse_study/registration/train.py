@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.config import get_profile
+from imse_study.data.datasets import data_arguments
 from imse_study.metrics import dice, gradient_loss
 from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
@@ -90,12 +91,15 @@ def _serialisable(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pair_images(moving_modality: str, target_modality: str, split: str, dim: int, profile: str):
-    from imse_study.data.phantom import load_phantom
+def _pair_images(moving_modality: str, target_modality: str, split: str, dim: int, profile: str,
+                 dataset: str = "phantom", root: str | None = None, labels: bool | None = None):
+    """(moving images, target images, moving labels, target labels) (N, 1, *S); labels None without them."""
+    from imse_study.data.aligned import load_aligned
 
-    data = load_phantom(split, dim, profile, (moving_modality, target_modality))
-    to_t = lambda a: torch.from_numpy(a).unsqueeze(1)  # noqa: E731
-    return to_t(data.images[moving_modality]), to_t(data.images[target_modality]), to_t(data.labels), data.spacing
+    data = load_aligned(moving_modality, target_modality, split, dim, profile, dataset, root, labels=labels)
+    lab = data.labels or {}
+    return (data.images[moving_modality], data.images[target_modality], lab.get(moving_modality),
+            lab.get(target_modality))
 
 
 def train_registration(
@@ -116,9 +120,13 @@ def train_registration(
     device: str | None = None,
     budget: dict[str, Any] | None = None,
     time_limit: float | None = None,
+    dataset: str = "phantom",
+    root: str | None = None,
 ) -> RegistrationTrainResult:
     """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``.
 
+    ``dataset``: the phantom or a manifest data set (its aligned training pairs, data folder
+    ``root``); validation Dice needs the set's label maps and is left out without them.
     ``budget`` overrides fields of the profile's :class:`~imse_study.config.RegistrationTraining`
     (``batch_size``, ``lr``, ``steps_per_epoch``); the reproduce command records them.
     ``time_limit`` (seconds): as for :func:`imse_study.evaluator.train.train_evaluator`.
@@ -139,7 +147,8 @@ def train_registration(
     if bidirectional:
         sims[(target_modality, moving_modality)] = make_similarity(
             similarity, moving_modality=target_modality, target_modality=moving_modality, **sim_options)
-    images_m, images_t, _, _ = _pair_images(moving_modality, target_modality, "train", dim, prof.name)
+    images_m, images_t, _, _ = _pair_images(moving_modality, target_modality, "train", dim, prof.name, dataset, root,
+                                            labels=False)
     images = {moving_modality: images_m.to(dev), target_modality: images_t.to(dev)}
     n_items = images_m.shape[0]
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_items // (cfg.batch_size * world))
@@ -150,9 +159,9 @@ def train_registration(
         similarity=similarity, moving_modality=moving_modality, target_modality=target_modality, dim=dim,
         size=tuple(images_m.shape[2:]), profile=prof.name, smooth_weight=smooth_weight,
         bidirectional=bidirectional, integration_steps=cfg.integration_steps,
-        similarity_options=_serialisable(options), seed=seed,
+        similarity_options=_serialisable(options), dataset=dataset, seed=seed,
         command=_command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                         options, bidirectional, seed, epochs, budget),
+                         options, bidirectional, seed, epochs, budget, dataset, root),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -161,7 +170,7 @@ def train_registration(
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    val = _pair_images(moving_modality, target_modality, "val", dim, prof.name) if rank == 0 else None
+    val = _pair_images(moving_modality, target_modality, "val", dim, prof.name, dataset, root) if rank == 0 else None
     directions = list(sims)
     stop_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, epoch + stop_after_epochs)
     bar = tqdm(total=steps_per_epoch * cfg.epochs, initial=step, desc=f"voxelmorph {similarity}",
@@ -196,7 +205,7 @@ def train_registration(
         if deadline is not None and time.perf_counter() >= deadline and epoch < cfg.epochs:
             cfg = replace(cfg, epochs=epoch)  # out of time: the run becomes an `--epochs <epoch>` run
             meta.command = _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                                    options, bidirectional, seed, epoch, budget)
+                                    options, bidirectional, seed, epoch, budget, dataset, root)
             break
     bar.close()
     final = out / "network.pt"
@@ -220,10 +229,11 @@ def _resolve_translator(options: dict[str, Any], moving: str, target: str, bidir
 
 
 def _command(out, similarity, moving, target, dim, profile, smooth_weight, options, bidirectional, seed,
-             epochs=None, budget: dict[str, Any] | None = None) -> str:
+             epochs=None, budget: dict[str, Any] | None = None, dataset: str = "phantom", root: str | None = None) -> str:
     args = ["imse-study", "train-registration", "--similarity", similarity, "--moving", moving, "--target", target,
             "--dim", str(dim), "--profile", profile, "--smooth-weight", str(smooth_weight), "--seed", str(seed),
             "--out", str(out)]
+    args += data_arguments(dataset, root)
     for key, value in _serialisable(options).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     if bidirectional:
@@ -234,8 +244,12 @@ def _command(out, similarity, moving, target, dim, profile, smooth_weight, optio
 
 @torch.no_grad()
 def _validate(model: nn.Module, val, limit: int) -> dict[str, float]:
-    moving_img, target, labels, _ = val
-    moving_img, target, labels = moving_img[:limit], target[:limit], labels[:limit].float()
+    """Validation Dice before and after registration (fixed transforms); nothing without label maps."""
+    moving_img, target, labels, target_labels = val
+    if labels is None:
+        return {}
+    moving_img, target, labels, target_labels = (t[:limit] for t in (moving_img, target, labels.float(),
+                                                                       target_labels.float()))
     g = torch.Generator().manual_seed(_VALIDATION_SEED)
     d0 = random_spatial_displacement(tuple(moving_img.shape[2:]), moving_img.shape[0], generator=g)
     moving, moving_labels = warp(moving_img, d0), warp(labels, d0, mode="nearest")
@@ -244,8 +258,8 @@ def _validate(model: nn.Module, val, limit: int) -> dict[str, float]:
     dev = next(model.parameters()).device  # validation pairs are drawn on the CPU, as on a CPU-only machine
     displacement = model(moving.to(dev), target.to(dev)).cpu()
     model.train(was_training)
-    before = dice(moving_labels, labels)["mean"]
-    after = dice(warp(moving_labels, displacement, mode="nearest"), labels)["mean"]
+    before = dice(moving_labels, target_labels)["mean"]
+    after = dice(warp(moving_labels, displacement, mode="nearest"), target_labels)["mean"]
     return {"val_dice_initial": float(before), "val_dice": float(after)}
 
 
@@ -270,7 +284,7 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: RegistrationMeta):
     keys = ("similarity", "moving_modality", "target_modality", "dim", "profile", "smooth_weight", "seed",
-            "bidirectional")
+            "bidirectional", "dataset")
     payload, state = resume_state(path, _read, RegistrationMeta.from_dict, meta, keys)
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
