@@ -24,7 +24,9 @@ SMOKE_RUNS = [(e.stem, name, params) for e in study.select(None) for name, param
 def test_experiment_grid_names():
     runs = dict((name, params) for _, name, params in SMOKE_RUNS)
     assert {"00_data": {}, "01_evaluator_t1t2": {"modality": "t1t2"}, "01_evaluator_ctmr": {"modality": "ctmr"},
-            "02_register_ctmr": {"modality": "ctmr"}}.items() <= runs.items()
+            "03_traditional_ctmr": {"modality": "ctmr"}}.items() <= runs.items()
+    assert runs["02_register_ctmr"] == {"modality": "ctmr", "dim": 2}  # 2D keeps the page name of 2D-only notebooks
+    assert runs["02_register_ctmr_3d"]["dim"] == 3 and "cyclegan" not in runs["02_register_ctmr_3d"]["methods"]
     assert all((REPO / "notebooks" / f"{e.stem}.ipynb").exists() for e in study.EXPERIMENT_LIST)
     assert study.Experiment("02_register", ("ctmr",), (2, 3)).runs()[1] == ("02_register_ctmr_3d", {"modality": "ctmr", "dim": 3})
 
@@ -32,6 +34,14 @@ def test_experiment_grid_names():
 def test_unknown_notebook_is_a_clear_error():
     with pytest.raises(SystemExit, match="unknown notebook.*available: 00_data"):
         study.select("00_data,no_such")
+    with pytest.raises(SystemExit, match="one page of them.*02_register_ctmr_3d"):
+        study.plan("02_register_ctmr_4d")
+
+
+def test_plan_takes_notebooks_or_single_pages():
+    assert [name for _, name, _ in study.plan("02_register_ctmr_3d,00_data")] == ["02_register_ctmr_3d", "00_data"]
+    assert [name for _, name, _ in study.plan("01_evaluator")] == ["01_evaluator_t1t2", "01_evaluator_ctmr"]
+    assert [e.stem for e in study.select("02_register_t1t2,00_data")] == ["00_data", "02_register"]
 
 
 def test_modality_pairs_and_paper_tables():

@@ -130,10 +130,16 @@ def ranking_auc(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, 
     return float(roc_auc_score(truth, scores))
 
 
+def _device_of(model) -> torch.device:
+    """Where a module's parameters live (the CPU for a parameter-free callable)."""
+    params = model.parameters() if isinstance(model, nn.Module) else iter(())
+    return next(params, torch.empty(0)).device
+
+
 @torch.no_grad()
 def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, batch: int = 8) -> np.ndarray:
     """Mean |E(reference, other)| per pair inside the union of the foreground masks."""
-    out, dev = [], next(model.parameters()).device  # the images may live elsewhere (CPU) than the model
+    out, dev = [], _device_of(model)  # the images may live elsewhere (CPU) than the model
     for i in range(0, reference.shape[0], batch):
         ref, oth = reference[i : i + batch].to(dev), other[i : i + batch].to(dev)
         err = model(ref, oth).abs()
@@ -147,7 +153,7 @@ def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tenso
 def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: tuple[int, int], batch: int = 8) -> float:
     """Eq. 5's L1 loss on held-out images with fixed transforms and noise."""
     g = torch.Generator().manual_seed(_VALIDATION_SEED)
-    total, count, dev = 0.0, 0, next(model.parameters()).device
+    total, count, dev = 0.0, 0, _device_of(model)
     for i in range(0, images.shape[0], batch):
         inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g)  # drawn where the images are
         total += float((model(inputs.to(dev)) - label.to(dev)).abs().mean()) * inputs.shape[0]
