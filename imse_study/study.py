@@ -340,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="an extra parameter for every notebook (YAML value), e.g. -p threads 1")
+    parser.add_argument("--dataset", default="phantom",
+                        help="phantom (bundled) or a manifest name: every network is then trained here (train=True) "
+                             "and 00_data, which draws the phantom, is left out; needs --out outside book/")
+    parser.add_argument("--root", help="data folder of a manifest data set (default $IMSE_STUDY_DATA/<name>)")
     parser.add_argument("-j", "--jobs", type=int, default=1,
                         help="notebooks run at once (each gets cores/jobs torch threads unless -p threads is "
                              "given); the longest (by the previous run log) start first")
@@ -353,6 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
     runs = plan(args.only)
+    if args.dataset not in ("phantom", "icbm152_phantom"):
+        if args.out.resolve() == EXPERIMENTS.resolve():
+            parser.error(f"--dataset {args.dataset}: give --out, a folder of your own; book/experiments holds the "
+                         "phantom study that the book shows")
+        extra = {"dataset": args.dataset, "data_root": args.root, "train": True, **extra}
+        runs = [r for r in runs if r[0] != "00_data"]  # it draws the phantom itself
+        if not runs:
+            parser.error("nothing to run: 00_data shows the phantom only")
     start = time.perf_counter()
     records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm)
     if failure is not None:

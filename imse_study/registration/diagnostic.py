@@ -283,6 +283,7 @@ def fooling_diagnostic(
     mode: str = "multires",
     iterations: int = 200,
     progress: bool = False,
+    device: str | torch.device | None = None,
     **optimise_options: Any,
 ) -> pd.DataFrame:
     """Register every pair with every variant and compare the loss at the solution with the truth's.
@@ -291,6 +292,8 @@ def fooling_diagnostic(
     ``{"imse+mind": Variant(sim, {"grid_spacing": 8})}``). ``mode``, ``iterations`` and
     ``optimise_options`` are the defaults of :func:`~imse_study.registration.instance.optimise`
     that a variant's own options override. One row per pair x variant (columns: module docstring).
+    ``device``: where the optimisation runs (e.g. ``cuda``; default: where the pairs are); labels
+    are scored on the CPU either way.
     """
     if not isinstance(dpairs, DiagnosticPairs):
         raise ValueError("dpairs must be DiagnosticPairs (make_diagnostic_pairs(...)): the diagnostic needs the "
@@ -304,13 +307,13 @@ def fooling_diagnostic(
     resolved = resolve_variants(variants, pairs)
     from tqdm.auto import tqdm
 
-    rows = []
+    rows, dev = [], torch.device(device) if device is not None else pairs.moving.device
     with tqdm(total=len(pairs) * len(resolved), desc=f"diagnostic {pairs.direction}", disable=not progress) as bar:
         for i in range(len(pairs)):
-            moving, target = pairs.moving[i : i + 1], pairs.target[i : i + 1]
-            truth = dpairs.truth[i : i + 1]
-            inverse = dpairs.inverse[i : i + 1]
-            truth_resampled = warp(moving, inverse)
+            moving, target = pairs.moving[i : i + 1].to(dev), pairs.target[i : i + 1].to(dev)
+            truth = dpairs.truth[i : i + 1].to(dev)
+            inverse = dpairs.inverse[i : i + 1]  # on the CPU, beside the labels it scores
+            truth_resampled = warp(moving, inverse.to(dev))
             base = {"direction": pairs.direction, "pair": pairs.ids[i], "item": dpairs.items[i],
                     "dim": moving.dim() - 2}
             initial = _scores(pairs, i, None, "initial")
@@ -344,8 +347,8 @@ def fooling_diagnostic(
                 row.update(initial)
                 row.update({k: v for k, v in ceiling.items() if k.startswith("dice")})
                 if affine is not None:
-                    row.update(_scores(pairs, i, affine, "affine", inverse))
-                row.update(_scores(pairs, i, result.displacement, "deformable", inverse))
+                    row.update(_scores(pairs, i, affine.cpu(), "affine", inverse))
+                row.update(_scores(pairs, i, result.displacement.cpu(), "deformable", inverse))
                 row["seconds_affine"] = marks.get("affine", np.nan)
                 row["seconds"] = seconds
                 row["cpu_seconds"] = cpu_seconds
@@ -515,6 +518,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--finetuned", default=None, help="fine-tuned evaluator checkpoint (variant imse_hardneg)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default=None, help="torch device for the optimisation, e.g. cuda (default: cpu)")
     parser.add_argument("--shard", default="0/1", help="k/n: run pairs k, k+n, k+2n, ... (parallel processes)")
     parser.add_argument("--out", default=None, help="CSV of every pair x variant (rewritten after every pair)")
     args = parser.parse_args(argv)
@@ -532,7 +536,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     k, n = (int(v) for v in args.shard.split("/"))
     tables = []
     for i in range(k, len(dpairs), n):
-        tables.append(fooling_diagnostic(dpairs.subset([i]), variants, iterations=args.iterations, progress=True))
+        tables.append(fooling_diagnostic(dpairs.subset([i]), variants, iterations=args.iterations, progress=True,
+                                         device=args.device))
         table = pd.concat(tables, ignore_index=True)
         if args.out:  # atomically: readers may look at it while the run goes on
             import os
