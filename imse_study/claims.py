@@ -159,17 +159,22 @@ def _means(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["method"] != "initial"].groupby(["direction", "method"])[["dice", "hd95", "grad"]].mean()
 
 
-def registration_claims(experiments: Path) -> list[Claim]:
+def registration_claims(experiments: Path, dim: int = 2) -> list[Claim]:
+    """R1-R3 from the ``02_register`` pages of ``dim`` (3D: keys ``R1 (3D)``..., no translator rows)."""
+    suffix, tag = ("", "") if dim == 2 else (f"_{dim}d", f" ({dim}D)")
     claims_text = {
         "R1": "VoxelMorph trained with IMSE(SR) (Eq. 6-7) registers better (Dice, HD95) than NCC, MI, MIND, "
               "CycleGAN and RegGAN, for T1-T2 and CT-MR (Table 2)",
         "R2": "Shuffle Remap beats the Bezier-curve augmentation as the evaluator's noise: IMSE(SR) > IMSE(BC) (Table 2)",
         "R3": "IMSE(SR) gives the smoothest (or near-smoothest) fields, lowest mean ‖∇φ‖ (Table 2)",
     }
-    tables = {pair: _read(experiments, f"02_register_{pair}") for pair in PAIRS}
+    if dim != 2:
+        claims_text = {k: v + f"; in {dim}D, without the CycleGAN/RegGAN rows (no {dim}D translators are shipped)"
+                       for k, v in claims_text.items()}
+    tables = {pair: _read(experiments, f"02_register_{pair}{suffix}") for pair in PAIRS}
     found = {p: t for p, t in tables.items() if t is not None}
     if not found:
-        return [_pending(k, v, "02_register") for k, v in claims_text.items()]
+        return [_pending(k + tag, v, "02_register") for k, v in claims_text.items()]
     r1, r2, r3 = [], [], []
     n1 = n2 = n3 = 0
     t1 = t2 = t3 = 0
@@ -198,7 +203,7 @@ def registration_claims(experiments: Path) -> list[Claim]:
             smooth_rank = int((others["grad"] < m.loc["imse_sr", "grad"]).sum() + 1)
             n3 += smooth_rank <= 2
             r3.append(f"{direction}: ‖∇φ‖ {m.loc['imse_sr', 'grad']:.3g}, rank {smooth_rank}/{len(m)}")
-    links = ", ".join(_link(f"02_register_{p}", PAIRS[p]) for p in found)
+    links = ", ".join(_link(f"02_register_{p}{suffix}", PAIRS[p] + tag) for p in found)
     note = _profile_note(*found.values())
 
     def status(wins: int, total: int) -> str:
@@ -210,9 +215,10 @@ def registration_claims(experiments: Path) -> list[Claim]:
     missing = [p for p in PAIRS if p not in found]
     extra = f" (not yet run: {', '.join(PAIRS[p] for p in missing)})" if missing else ""
     return [
-        Claim("R1", claims_text["R1"], f"{links}{note}: " + "; ".join(r1) + extra, status(n1, t1)),
-        Claim("R2", claims_text["R2"], f"{links}{note}: " + ("; ".join(r2) or "IMSE(BC) not run"), status(n2, t2)),
-        Claim("R3", claims_text["R3"], f"{links}{note}: " + "; ".join(r3), status(n3, t3)),
+        Claim("R1" + tag, claims_text["R1"], f"{links}{note}: " + "; ".join(r1) + extra, status(n1, t1)),
+        Claim("R2" + tag, claims_text["R2"], f"{links}{note}: " + ("; ".join(r2) or "IMSE(BC) not run"),
+              status(n2, t2)),
+        Claim("R3" + tag, claims_text["R3"], f"{links}{note}: " + "; ".join(r3), status(n3, t3)),
     ]
 
 
@@ -325,6 +331,37 @@ def robustness_claims(experiments: Path) -> list[Claim]:
     return [Claim("B1", c1, "; ".join(gains) + note, s1), Claim("B2", c2, "; ".join(robust) + note, s2)]
 
 
+def capacity_claim(experiments: Path) -> Claim:
+    """B3, from the GPU evidence in ``experiments/gpu`` (width-64 evaluators, not shipped: see COMMANDS.txt)."""
+    claim = ("*Ours:* the evaluator's capacity matters: the paper's width (64 channels, 9 blocks, trained on a GPU) "
+             "registers better than the shipped CPU-sized evaluators (16 channels, 6 blocks)")
+    table2 = _read(experiments, "02_register_t1t2")
+    gpu_table2 = _read(experiments, "gpu/02_register_t1t2_w64")
+    evidence, wins = [], []
+    if table2 is not None and gpu_table2 is not None:
+        small, large = _means(table2), _means(gpu_table2)
+        for direction in dict.fromkeys(gpu_table2["direction"]):
+            if (direction, "imse_sr") in small.index and (direction, "imse_sr_w64") in large.index:
+                a, b = small.loc[(direction, "imse_sr"), "dice"], large.loc[(direction, "imse_sr_w64"), "dice"]
+                wins.append(b > a)
+                evidence.append(f"VoxelMorph {direction}: IMSE(SR) Dice {a:.3f} (width 16) → {b:.3f} (width 64)")
+    for pair in PAIRS:
+        tables = [_read(experiments, f"gpu/07_robustness_{pair}_w{w}") for w in (16, 64)]
+        if any(t is None for t in tables):
+            continue
+        a, b = (t[t["variant"] == "imse"][["dice_affine", "dice_deformable"]].mean() for t in tables)
+        wins.append(b["dice_deformable"] > a["dice_deformable"])
+        evidence.append(f"classic IMSE {tables[0]['direction'].iloc[0]} (07's diagnostic, {tables[1]['pair'].nunique()} pairs): "
+                        f"Dice affine → deformable {a['dice_affine']:.3f} → {a['dice_deformable']:.3f} (width 16), "
+                        f"{b['dice_affine']:.3f} → {b['dice_deformable']:.3f} (width 64)")
+    if not wins:
+        return _pending("B3", claim, "the GPU evidence (book/experiments/gpu)")
+    status = "**holds**" if all(wins) else f"**holds for {sum(wins)} of {len(wins)}**" if any(wins) else \
+        "**does not hold**"
+    return Claim("B3", claim, "; ".join(evidence) + " (one H100; commands in `book/experiments/gpu/COMMANDS.txt`)",
+                 status)
+
+
 STATIC = [Claim(
     "R7", "The paper's absolute numbers (BraTS 2019 T1-T2; clinical head-and-neck CT-MR)",
     "BraTS needs a licence-bound download (its manifest is ready: `data_manifests/brats2019.yaml`); the clinical CT-MR "
@@ -332,9 +369,10 @@ STATIC = [Claim(
 
 SECTIONS: list[tuple[str, Callable[[Path], list[Claim]]]] = [
     ("The evaluator (sections 3, 4.4-4.5)", lambda e: [*evaluator_claims(e), translation_claim(e), correlation_claim(e)]),
-    ("Registration (sections 4.2-4.3)", lambda e: [*registration_claims(e), ablation_claim(e), *traditional_claims(e),
-                                                   *STATIC]),
-    ("Beyond the paper: can free-form warps fool the evaluator?", robustness_claims),
+    ("Registration (sections 4.2-4.3)", lambda e: [*registration_claims(e), *registration_claims(e, dim=3),
+                                                   ablation_claim(e), *traditional_claims(e), *STATIC]),
+    ("Beyond the paper: can free-form warps fool the evaluator?", lambda e: [*robustness_claims(e),
+                                                                              capacity_claim(e)]),
 ]
 
 HEADER = """# The paper's claims, and what this study finds
