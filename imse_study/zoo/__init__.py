@@ -172,6 +172,10 @@ def write_readme() -> Path:
              "its metadata and a `.log.csv` with the training log. Registration networks: validation Dice "
              "(held-out subjects, fixed random misalignments) before and after. Translators: validation "
              "NMAE / SSIM of the generator (CycleGAN's second generator F has no log of its own).", "",
+             "The `-2d` files were trained on 2 CPU cores. The `-3d` files (32 x 64 x 64 volumes) were trained on "
+             "one H100 GPU with up to ten runs sharing it, so their train seconds are wall time under that load; "
+             "their evaluators (`phantom-{t1,ct}-3d[-bc]`) are in `imse_study/evaluator/pretrained`. The 3D "
+             "commands run on a CPU too, but one 3D evaluator step takes about 5 s there.", "",
              "| file | kind | trained | validation | train seconds | reproduce with |", "|---|---|---|---|---|---|"]
     for stem in available():
         meta = _read_json(ZOO_DIR / f"{stem}.json")
