@@ -123,8 +123,10 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
     if name.startswith("02_register"):
         from imse_study.registration.catalogue import NETWORK_METHODS
 
-        assert set(results["method"]) == {"initial", *NETWORK_METHODS}
-        assert set(results["direction"]) == ({"t1->t2", "t2->t1"} if name.endswith("t1t2") else {"ct->t1", "t1->ct"})
+        params = dict((n, p) for _, n, p in SMOKE_RUNS)[name]
+        assert set(results["method"]) == {"initial", *params.get("methods", NETWORK_METHODS)}
+        assert set(results["direction"]) == ({"t1->t2", "t2->t1"} if "t1t2" in name else {"ct->t1", "t1->ct"})
+        assert set(results["dim"]) == {params.get("dim", 2)}
         assert results["dice"].between(0, 1).all() and (results["grad"].dropna() >= 0).all()
     if name.startswith("03_traditional"):
         assert {"paper", "multires", "tool"} <= set(results["mode"])
