@@ -337,6 +337,15 @@ def test_learn2reg_ctmr_pairs(tmp_path):
     assert p.label_names == {"background": 0, "liver": 1, "spleen": 2, "right_kidney": 3, "left_kidney": 4}
 
 
+def test_learn2reg_mr_stands_in_for_the_ct_mr_pages_t1(tmp_path):
+    root = _learn2reg_root(tmp_path)
+    with pytest.warns(DatasetWarning, match="'mr' stands in"):
+        pairs = load_dataset("learn2reg_abdomen_mrct", root=root, split="all", dim=3, size="native", pair=("ct", "t1"))
+    assert (pairs[0].moving_modality, pairs[0].target_modality) == ("ct", "mr")
+    with pytest.raises(DatasetError, match="no modality 't1'"):  # only the CT-MR pair borrows the MR
+        load_dataset("learn2reg_abdomen_mrct", root=root, split="all", dim=3, pair=("t1", "t2"))
+
+
 def test_learn2reg_2d_default_size(tmp_path):
     root = _learn2reg_root(tmp_path)
     with pytest.warns(DatasetWarning):

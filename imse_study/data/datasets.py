@@ -605,9 +605,25 @@ def _resolve_pair(manifest: dict, pair: str | Sequence[str] | None) -> tuple[str
     mods = tuple(pair)
     if len(mods) != 2:
         raise DatasetError(f"pair must name two modalities, got {pair!r}")
+    mods = _mr_stand_in(manifest, mods)
     for m in mods:
         modality_spec(manifest, m)
     return mods[0], mods[1]
+
+
+def _mr_stand_in(manifest: dict, mods: tuple[str, ...]) -> tuple[str, ...]:
+    """The study's CT-MR pages call their MR ``t1`` (the phantom's MR). A data set with no ``t1`` but
+    exactly one MR modality (Learn2Reg's ``mr``) lends that one for a (CT, T1) pair, with a warning;
+    any other pair is left as asked, so a missing modality stays a clear error."""
+    modalities = manifest.get("modalities") or {}
+    if set(mods) != {"ct", "t1"} or "t1" in modalities or (manifest.get("layout") or {}).get("any_modality"):
+        return mods
+    mrs = [name for name, spec in modalities.items() if (spec or {}).get("kind") == "mr"]
+    if len(mrs) != 1:
+        return mods
+    warnings.warn(f"{manifest['name']}: no modality 't1'; its one MR modality {mrs[0]!r} stands in for the CT-MR "
+                  "pair's MR", DatasetWarning, stacklevel=4)
+    return tuple(mrs[0] if m == "t1" else m for m in mods)
 
 
 def _resolve_root(manifest: dict, root: str | Path | None) -> Path:
