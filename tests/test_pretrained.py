@@ -40,3 +40,12 @@ def test_shipped_ct_evaluator_sees_misalignment_on_quick_test_pairs():
     aligned = mean_abs_error(model, ct, t1)
     moved = mean_abs_error(model, ct, warp(t1, shift))
     assert (moved > aligned).all()
+
+
+def test_default_evaluator_follows_the_dimension():
+    from imse_study.registration.methods import default_evaluator
+
+    assert default_evaluator("ct", "t1") == "phantom-ct-2d"
+    assert default_evaluator("t1", "t2", dim=3) == "phantom-t1-3d"
+    with pytest.raises(ValueError, match="no shipped 3D evaluator"):
+        default_evaluator("t2", "pd", dim=3)

@@ -196,7 +196,7 @@ def _build(name: str, pairs: TestPairs) -> SimilarityLike:
 
     extra = {}
     if name.strip().lower() == "imse":
-        extra["evaluator"] = default_evaluator(pairs.moving_modality, pairs.target_modality)
+        extra["evaluator"] = default_evaluator(pairs.moving_modality, pairs.target_modality, pairs.moving.dim() - 2)
     return similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality, **extra)
 
 

@@ -22,15 +22,15 @@ CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse", "imse_robust
 EXTERNAL_TOOLS = ("ants", "elastix")
 
 
-def default_evaluator(moving_modality: str, target_modality: str) -> str:
-    """The shipped phantom evaluator for a modality pair: CT's if CT is in the pair, else T1's."""
+def default_evaluator(moving_modality: str, target_modality: str, dim: int = 2) -> str:
+    """The shipped ``dim``-D phantom evaluator for a modality pair: CT's if CT is in the pair, else T1's."""
     from imse_study.evaluator.pretrained import available_pretrained
 
     for modality in ("ct", "t1"):
-        name = f"phantom-{modality}-2d"
+        name = f"phantom-{modality}-{dim}d"
         if modality in (moving_modality, target_modality) and name in available_pretrained():
             return name
-    raise ValueError(f"no shipped evaluator knows {moving_modality} or {target_modality}: pass evaluator=...")
+    raise ValueError(f"no shipped {dim}D evaluator knows {moving_modality} or {target_modality}: pass evaluator=...")
 
 
 def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, similarity_options: dict | None = None,
@@ -39,7 +39,8 @@ def classic_registrar(name: str, pairs: TestPairs, evaluator: Any = None, simila
     ``similarity_options`` to the similarity (e.g. ``{"precision": "bfloat16"}`` for IMSE)."""
     options: dict[str, Any] = dict(similarity_options or {})
     if name in EVALUATOR_SIMILARITIES:
-        options["evaluator"] = evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality)
+        options["evaluator"] = evaluator or default_evaluator(pairs.moving_modality, pairs.target_modality,
+                                                              pairs.moving.dim() - 2)
     sim = make_similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality,
                           **options)
 
