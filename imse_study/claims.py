@@ -60,6 +60,22 @@ def _profile_note(*tables: pd.DataFrame | None) -> str:
 # The evaluator (01)
 
 
+def _paper_status(wins: int, total: int, unit: str | None = None) -> str:
+    """A paper claim's status from ``wins`` of ``total`` checks (``unit``: counted in the partly case)."""
+    if total == 0:
+        return "**pending**"
+    if wins == total:
+        return "**reproduced**"
+    return ("**partly**" + (f" ({wins} of {total} {unit})" if unit else "")) if wins else "**not reproduced**"
+
+
+def _our_status(wins: int, total: int) -> str:
+    """The status of one of our own claims (beyond the paper) from ``wins`` of ``total`` checks."""
+    if total == 0:
+        return "**pending**"
+    return "**holds**" if wins == total else f"**holds for {wins} of {total}**" if wins else "**does not hold**"
+
+
 def evaluator_claims(experiments: Path) -> list[Claim]:
     tables = {pair: _read(experiments, f"01_evaluator_{pair}") for pair in PAIRS}
     claim_e1 = ("An evaluator trained on **one modality only** (Eq. 5) measures the spatial error between images "
@@ -123,7 +139,7 @@ def translation_claim(experiments: Path) -> Claim:
             wins += bool(means.loc["imse", "nmae"] < gans["nmae"].min() and means.loc["imse", "ssim"] > gans["ssim"].max())
     if total == 0:
         return Claim("E4", claim, "; ".join(parts) + " (CycleGAN/RegGAN not run yet)", "**pending**")
-    status = "**reproduced**" if wins == total else "**partly**" if wins else "**not reproduced**"
+    status = _paper_status(wins, total)
     return Claim("E4", claim, "; ".join(parts) + _profile_note(*found.values()), status)
 
 
@@ -147,7 +163,7 @@ def correlation_claim(experiments: Path) -> Claim:
             wins += bool(abs(rho["IMSE"]) > gans.abs().max())
     if total == 0:
         return Claim("E5", claim, "; ".join(parts) + " (CycleGAN/RegGAN not run yet)", "**pending**")
-    status = "**reproduced**" if wins == total else "**partly**" if wins else "**not reproduced**"
+    status = _paper_status(wins, total)
     return Claim("E5", claim, "; ".join(parts) + _profile_note(*found.values()), status)
 
 
@@ -206,19 +222,13 @@ def registration_claims(experiments: Path, dim: int = 2) -> list[Claim]:
     links = ", ".join(_link(f"02_register_{p}{suffix}", PAIRS[p] + tag) for p in found)
     note = _profile_note(*found.values())
 
-    def status(wins: int, total: int) -> str:
-        if total == 0:
-            return "**pending**"
-        return "**reproduced**" if wins == total else f"**partly** ({wins} of {total} directions)" if wins else \
-            "**not reproduced**"
-
     missing = [p for p in PAIRS if p not in found]
     extra = f" (not yet run: {', '.join(PAIRS[p] for p in missing)})" if missing else ""
     return [
-        Claim("R1" + tag, claims_text["R1"], f"{links}{note}: " + "; ".join(r1) + extra, status(n1, t1)),
+        Claim("R1" + tag, claims_text["R1"], f"{links}{note}: " + "; ".join(r1) + extra, _paper_status(n1, t1, "directions")),
         Claim("R2" + tag, claims_text["R2"], f"{links}{note}: " + ("; ".join(r2) or "IMSE(BC) not run"),
-              status(n2, t2)),
-        Claim("R3" + tag, claims_text["R3"], f"{links}{note}: " + "; ".join(r3), status(n3, t3)),
+              _paper_status(n2, t2, "directions")),
+        Claim("R3" + tag, claims_text["R3"], f"{links}{note}: " + "; ".join(r3), _paper_status(n3, t3, "directions")),
     ]
 
 
@@ -283,13 +293,9 @@ def traditional_claims(experiments: Path) -> list[Claim]:
     links = ", ".join(_link(f"03_traditional_{p}", PAIRS[p]) for p in found)
     note = _profile_note(*found.values())
 
-    def status(w: int, n: int) -> str:
-        if n == 0:
-            return "**pending**"
-        return "**reproduced**" if w == n else f"**partly** ({w} of {n} settings)" if w else "**not reproduced**"
 
-    return [Claim("R5", c5, f"{links}{note}, 2D slices (the paper's Table 4 is 3D): " + "; ".join(multi), status(wins5, total5)),
-            Claim("R6", c6, f"{links}{note}: " + "; ".join(single), status(wins6, total6))]
+    return [Claim("R5", c5, f"{links}{note}, 2D slices (the paper's Table 4 is 3D): " + "; ".join(multi), _paper_status(wins5, total5, "settings")),
+            Claim("R6", c6, f"{links}{note}: " + "; ".join(single), _paper_status(wins6, total6, "settings"))]
 
 
 def robustness_claims(experiments: Path) -> list[Claim]:
@@ -324,10 +330,7 @@ def robustness_claims(experiments: Path) -> list[Claim]:
             wins2 += bool(r["imse_robust"] > max(r["imse"], r["mind"]))
             robust.append(f"{link}: imse_robust {r['imse_robust']:.3f}, IMSE {r['imse']:.3f}, MIND {r['mind']:.3f}")
     note = _profile_note(*found.values())
-    s1 = ("**pending**" if not wins1 else "**holds**" if all(wins1) else
-          f"**holds for {sum(wins1)} of {len(wins1)}**" if any(wins1) else "**does not hold**")
-    s2 = ("**pending**" if total2 == 0 else "**holds**" if wins2 == total2 else
-          f"**holds for {wins2} of {total2}**" if wins2 else "**does not hold**")
+    s1, s2 = _our_status(sum(wins1), len(wins1)), _our_status(wins2, total2)
     return [Claim("B1", c1, "; ".join(gains) + note, s1), Claim("B2", c2, "; ".join(robust) + note, s2)]
 
 
@@ -356,8 +359,7 @@ def capacity_claim(experiments: Path) -> Claim:
                         f"{b['dice_affine']:.3f} → {b['dice_deformable']:.3f} (width 64)")
     if not wins:
         return _pending("B3", claim, "the GPU evidence (book/experiments/gpu)")
-    status = "**holds**" if all(wins) else f"**holds for {sum(wins)} of {len(wins)}**" if any(wins) else \
-        "**does not hold**"
+    status = _our_status(sum(wins), len(wins))
     return Claim("B3", claim, "; ".join(evidence) + " (one H100; commands in `book/experiments/gpu/COMMANDS.txt`)",
                  status)
 
