@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from imse_study.config import PROFILE_NAMES
+from imse_study.data.datasets import is_phantom
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
     runs = plan(args.only)
-    if args.dataset not in ("phantom", "icbm152_phantom"):
+    if not is_phantom(args.dataset):
         if args.out.resolve() == EXPERIMENTS.resolve():
             parser.error(f"--dataset {args.dataset}: give --out, a folder of your own; book/experiments holds the "
                          "phantom study that the book shows")

@@ -48,7 +48,7 @@ def write_log_csv(path: str | Path, history: list[dict]) -> Path:
     return atomic_write(path, write)
 
 
-def with_epochs(cfg, epochs: int | None = None, **overrides):
+def with_budget(cfg, epochs: int | None = None, **overrides):
     """``cfg`` (a frozen training-budget dataclass of :mod:`imse_study.config`) with ``epochs`` epochs
     instead of the profile's and any other field replaced by ``overrides`` (``None`` values are
     ignored), e.g. ``lr`` or ``batch_size`` for a GPU-sized run. Unchanged when nothing is given."""
@@ -88,6 +88,17 @@ def time_deadline(seconds: float | None, world: int = 1) -> float | None:
     if world > 1:
         raise ValueError("time_limit needs a single process; under torchrun give --epochs instead")
     return time.perf_counter() + float(seconds)
+
+
+def time_is_up(deadline: float | None) -> bool:
+    """Has the :func:`time_deadline` of a ``time_limit`` run passed (never, without one)?"""
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def device_of(model) -> torch.device:
+    """Where a module's parameters live (the CPU for a parameter-free callable, e.g. a test oracle)."""
+    params = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    return next(params, torch.empty(0)).device
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:

@@ -33,8 +33,8 @@ from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_epochs,
-    budget_arguments, time_deadline,
+    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_budget,
+    budget_arguments, device_of, time_deadline, time_is_up,
 )
 from imse_study.warp import warp
 
@@ -130,16 +130,10 @@ def ranking_auc(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, 
     return float(roc_auc_score(truth, scores))
 
 
-def _device_of(model) -> torch.device:
-    """Where a module's parameters live (the CPU for a parameter-free callable)."""
-    params = model.parameters() if isinstance(model, nn.Module) else iter(())
-    return next(params, torch.empty(0)).device
-
-
 @torch.no_grad()
 def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, batch: int = 8) -> np.ndarray:
     """Mean |E(reference, other)| per pair inside the union of the foreground masks."""
-    out, dev = [], _device_of(model)  # the images may live elsewhere (CPU) than the model
+    out, dev = [], device_of(model)  # the images may live elsewhere (CPU) than the model
     for i in range(0, reference.shape[0], batch):
         ref, oth = reference[i : i + batch].to(dev), other[i : i + batch].to(dev)
         err = model(ref, oth).abs()
@@ -153,7 +147,7 @@ def mean_abs_error(model: nn.Module, reference: torch.Tensor, other: torch.Tenso
 def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: tuple[int, int], batch: int = 8) -> float:
     """Eq. 5's L1 loss on held-out images with fixed transforms and noise."""
     g = torch.Generator().manual_seed(_VALIDATION_SEED)
-    total, count, dev = 0.0, 0, _device_of(model)
+    total, count, dev = 0.0, 0, device_of(model)
     for i in range(0, images.shape[0], batch):
         inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g)  # drawn where the images are
         total += float((model(inputs.to(dev)) - label.to(dev)).abs().mean()) * inputs.shape[0]
@@ -197,12 +191,14 @@ def train_evaluator(
     if not (1 <= n_range[0] <= n_range[1]):
         raise ValueError(f"n_range must satisfy 1 <= min <= max, got {n_range}")
     prof = get_profile(profile)
-    budget = {k: v for k, v in (budget or {}).items() if v is not None}
-    cfg = with_epochs(prof.evaluator(dim), epochs, **budget)  # a different budget than the profile's
+    cfg = with_budget(prof.evaluator(dim), epochs, **(budget or {}))  # a different budget than the profile's
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
     deadline = time_deadline(time_limit, world)
+
+    def command_for(n_epochs: int | None) -> str:
+        return reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root, n_epochs, budget)
 
     train = load_images([modality], "train", dim, profile, dataset, root)[modality].to(dev)
     if train.shape[0] == 0:
@@ -217,8 +213,7 @@ def train_evaluator(
         normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
         else "mr: 0.5-99.5 percentiles -> [-1, 1]",
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
-        dataset=dataset, seed=seed, command=reproduce_command(out, modality, dim, prof.name, noise, n_range, seed,
-                                                              dataset, root, epochs, budget),
+        dataset=dataset, seed=seed, command=command_for(epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -257,10 +252,8 @@ def train_evaluator(
                 bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
             dist.barrier()
-        if deadline is not None and time.perf_counter() >= deadline and epoch < cfg.epochs:
-            cfg = replace(cfg, epochs=epoch)  # out of time: the run becomes an `--epochs <epoch>` run
-            meta.command = reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root,
-                                             epoch, budget)
+        if time_is_up(deadline) and epoch < cfg.epochs:
+            cfg, meta.command = replace(cfg, epochs=epoch), command_for(epoch)  # now an `--epochs <epoch>` run
             break
     bar.close()
     final = out / "evaluator.pt"

@@ -34,8 +34,8 @@ from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
-    record_epoch, step_generator, training_device, unwrap, with_epochs,
-    budget_arguments, time_deadline,
+    record_epoch, step_generator, training_device, unwrap, with_budget,
+    budget_arguments, device_of, time_deadline, time_is_up,
 )
 from imse_study.warp import warp
 
@@ -132,13 +132,17 @@ def train_registration(
     ``time_limit`` (seconds): as for :func:`imse_study.evaluator.train.train_evaluator`.
     """
     prof = get_profile(profile)
-    budget = {k: v for k, v in (budget or {}).items() if v is not None}
-    cfg = with_epochs(prof.registration(dim), epochs, **budget)  # a different budget than the profile's
+    cfg = with_budget(prof.registration(dim), epochs, **(budget or {}))  # a different budget than the profile's
     options = dict(similarity_options or {})
     out = Path(out)
     rank, world = distributed()
     dev = training_device(device, world)
     deadline = time_deadline(time_limit, world)
+
+    def command_for(n_epochs: int | None) -> str:
+        return _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight, options,
+                        bidirectional, seed, n_epochs, budget, dataset, root)
+
     sim_options = _resolve_translator(options, moving_modality, target_modality, bidirectional)
     sims = {
         (moving_modality, target_modality): make_similarity(
@@ -160,8 +164,7 @@ def train_registration(
         size=tuple(images_m.shape[2:]), profile=prof.name, smooth_weight=smooth_weight,
         bidirectional=bidirectional, integration_steps=cfg.integration_steps,
         similarity_options=_serialisable(options), dataset=dataset, seed=seed,
-        command=_command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                         options, bidirectional, seed, epochs, budget, dataset, root),
+        command=command_for(epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -202,10 +205,8 @@ def train_registration(
             record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed)
         if world > 1:
             dist.barrier()
-        if deadline is not None and time.perf_counter() >= deadline and epoch < cfg.epochs:
-            cfg = replace(cfg, epochs=epoch)  # out of time: the run becomes an `--epochs <epoch>` run
-            meta.command = _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight,
-                                    options, bidirectional, seed, epoch, budget, dataset, root)
+        if time_is_up(deadline) and epoch < cfg.epochs:
+            cfg, meta.command = replace(cfg, epochs=epoch), command_for(epoch)  # now an `--epochs <epoch>` run
             break
     bar.close()
     final = out / "network.pt"
@@ -255,7 +256,7 @@ def _validate(model: nn.Module, val, limit: int) -> dict[str, float]:
     moving, moving_labels = warp(moving_img, d0), warp(labels, d0, mode="nearest")
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device  # validation pairs are drawn on the CPU, as on a CPU-only machine
+    dev = device_of(model)  # validation pairs are drawn on the CPU, as on a CPU-only machine
     displacement = model(moving.to(dev), target.to(dev)).cpu()
     model.train(was_training)
     before = dice(moving_labels, target_labels)["mean"]
