@@ -54,14 +54,22 @@ class Experiment:
         out = []
         for modality in self.modalities or (None,):
             for dim in self.dims or (None,):
-                name, params = self.stem, dict(self.extra)
+                params = dict(self.extra)
                 if modality is not None:
-                    name, params["modality"] = f"{name}_{modality}", modality
-                if dim is not None:  # 2D is every notebook's default: only other dims name the page
-                    name, params["dim"] = (f"{name}_{dim}d" if dim != 2 else name), dim
+                    params["modality"] = modality
+                if dim is not None:
+                    params["dim"] = dim
                     params.update(self.extra_by_dim.get(dim, {}))
-                out.append((name, params))
+                out.append((page_name(self.stem, modality, dim), params))
         return out
+
+
+def page_name(stem: str, modality: str | None = None, dim: int | None = None) -> str:
+    """A run's page (and results CSV) name: ``<stem>[_<modality>][_<dim>d]``; 2D, every notebook's
+    default, does not name the page. Notebooks run by hand default their CSV to it, so that runs with
+    other parameters in one folder never overwrite each other's results."""
+    name = stem if modality is None else f"{stem}_{modality}"
+    return name if dim in (None, 2) else f"{name}_{dim}d"
 
 
 EXPERIMENT_LIST: tuple[Experiment, ...] = (

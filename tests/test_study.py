@@ -182,3 +182,14 @@ def test_book_builds_with_experiment_pages(smoke_notebooks, tmp_path):
     assert "mathjax/tex-chtml.js" in intro and "cdn.jsdelivr" not in intro
     assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
     assert "01_evaluator_t1t2.ipynb" in (html / "reproducibility.html").read_text()
+
+
+def test_page_name_and_a_hand_run_notebook_csv_default(tmp_path):
+    """Run by hand (no results_csv), a notebook names its CSV as the study names the page, so runs
+    with other parameters in one folder do not overwrite each other."""
+    assert study.page_name("02_register", "ctmr", 3) == "02_register_ctmr_3d"
+    assert study.page_name("02_register", "ctmr", 2) == study.page_name("02_register", "ctmr") == "02_register_ctmr"
+    params = {"modality": "ctmr", "methods": ["mi"], "n_pairs": 1, "viewer_slices": 1, "threads": 1,
+              "train_dir": str(tmp_path / "work")}
+    study.execute("02_register", "by_hand", params, tmp_path, "smoke", 0, extra={"results_csv": None})
+    assert (tmp_path / "02_register_ctmr.csv").exists() and not (tmp_path / "by_hand.csv").exists()
