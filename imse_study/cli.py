@@ -67,7 +67,7 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
         args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
         n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
         epochs=args.epochs, device=args.device, budget=_budget(args, ("width", "n_blocks")),
-        time_limit=args.time_limit,
+        time_limit=args.time_limit, overwrite=args.overwrite,
     )
     if result.history:
         last = result.history[-1]
@@ -93,7 +93,7 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
         args.out, args.similarity, args.moving, args.target, dim=args.dim, profile=args.profile,
         smooth_weight=args.smooth_weight, similarity_options=options, bidirectional=args.bidirectional,
         seed=args.seed, resume=args.resume, epochs=args.epochs, device=args.device, budget=_budget(args),
-        time_limit=args.time_limit,
+        time_limit=args.time_limit, overwrite=args.overwrite,
         dataset=args.dataset, root=args.root,
     )
     if result.history:
@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Shuffle Remap control points N drawn from [MIN, MAX] (default 2 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that OUT holds (without it, a folder with a run is refused)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                    "other work shares the cores)")
     _add_budget_flags(p, network_size=True)
@@ -213,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bidirectional", action="store_true", help="one network for both directions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that OUT holds (without it, a folder with a run is refused)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     _add_budget_flags(p)
     p.set_defaults(func=_cmd_train_registration)

@@ -2,9 +2,13 @@
 
 ``python -m imse_study.study --profile quick`` executes every notebook in ``notebooks/`` for each
 of its parameter sets (modality pair, and dimension where it applies) into
-``book/experiments/<stem>[_<modality>][_<dim>d].ipynb``, each writing its tidy results beside
-itself (same stem, ``.csv``), records the run times in ``book/experiments/run_log.json`` (and a
-Markdown table the reproducibility page includes), then runs ``jupyter-book build book/``.
+``runs/study-quick/<stem>[_<modality>][_<dim>d].ipynb`` (``--out`` picks another folder), each
+writing its tidy results beside itself (same stem, ``.csv``), and records the run times in
+``run_log.json`` there (and a Markdown table).
+
+``--publish`` (the quick profile only) writes into ``book/experiments/`` instead, the committed
+pages the book shows, rewrites the claims page from their CSVs, then runs
+``jupyter-book build book/``; nothing else writes into ``book/``.
 
 ``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book, ``--jobs 2``
 runs two notebooks at a time (one torch thread each on a 2-core machine). A notebook that
@@ -37,6 +41,7 @@ EXPERIMENTS = BOOK / "experiments"
 RUN_LOG = "run_log.json"
 RUN_LOG_MD = "run_log.md"
 MAX_INVOCATIONS = 10  # the run log keeps the last invocations (wall time of whole runs)
+PUBLISHED_PROFILE = "quick"  # the profile of the committed pages in book/experiments
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,16 @@ def page_name(stem: str, modality: str | None = None, dim: int | None = None) ->
     other parameters in one folder never overwrite each other's results."""
     name = stem if modality is None else f"{stem}_{modality}"
     return name if dim in (None, 2) else f"{name}_{dim}d"
+
+
+def results_file(given: str | os.PathLike | None, stem: str, modality: str | None = None,
+                 dim: int | None = None) -> Path:
+    """A notebook's results CSV: the ``results_csv`` it was given, else ``<page name>.csv`` beside
+    the executed notebook when the ``papermill`` command runs it (not in the folder papermill was
+    started in), else in the working folder (see :mod:`imse_study.papermill_output`)."""
+    from imse_study.papermill_output import results_path
+
+    return results_path(page_name(stem, modality, dim) + ".csv", given)
 
 
 EXPERIMENT_LIST: tuple[Experiment, ...] = (
@@ -221,6 +236,7 @@ def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, see
 
 def write_run_log(out_dir: Path, records: list[dict], profile: str, wall: float) -> Path:
     """Merge ``records`` into ``run_log.json`` (keyed by output notebook) and write ``run_log.md``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RUN_LOG
     log = json.loads(path.read_text()) if path.exists() else {}
     runs = log.get("runs", {})
@@ -345,13 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated notebooks ({', '.join(experiment_names())}) "
                                                    "or single pages (e.g. 02_register_ctmr_3d)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=EXPERIMENTS, help="folder for the executed notebooks")
-    parser.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
+    parser.add_argument("--out", type=Path, help="folder for the executed notebooks and their CSVs "
+                                                  "(default runs/study-<profile>)")
+    parser.add_argument("--publish", action="store_true",
+                        help=f"rewrite the book's pages: run into book/experiments (profile {PUBLISHED_PROFILE} only), "
+                             "rewrite the claims page, then build the book")
+    parser.add_argument("--no-build", action="store_true", help="with --publish: do not build the book afterwards")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="an extra parameter for every notebook (YAML value), e.g. -p threads 1")
     parser.add_argument("--dataset", default="phantom",
                         help="phantom (bundled) or a manifest name: every network is then trained here (train=True) "
-                             "and 00_data, which draws the phantom, is left out; needs --out outside book/")
+                             "and 00_data, which draws the phantom, is left out")
     parser.add_argument("--root", help="data folder of a manifest data set (default $IMSE_STUDY_DATA/<name>)")
     parser.add_argument("-j", "--jobs", type=int, default=1,
                         help="notebooks run at once (each gets cores/jobs torch threads unless -p threads is "
@@ -365,11 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = {k: yaml.safe_load(v) for k, v in args.parameter}
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
+    args.out = output_folder(parser, args)
     runs = plan(args.only)
     if not is_phantom(args.dataset):
-        if args.out.resolve() == EXPERIMENTS.resolve():
-            parser.error(f"--dataset {args.dataset}: give --out, a folder of your own; book/experiments holds the "
-                         "phantom study that the book shows")
         extra = {"dataset": args.dataset, "data_root": args.root, "train": True, **extra}
         runs = [r for r in runs if r[0] != "00_data"]  # it draws the phantom itself
         if not runs:
@@ -387,16 +405,35 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     write_run_log(args.out, records, args.profile, wall)
     print(f"{len(records)} notebook(s) in {wall:.1f} s -> {args.out}")
-    if args.out.resolve() == EXPERIMENTS.resolve():
-        from imse_study.claims import write_claims
+    if not args.publish:
+        print(f"the book's pages are unchanged (--profile {PUBLISHED_PROFILE} --publish rewrites book/experiments)")
+        return 0
+    from imse_study.claims import write_claims
 
-        print(f"claims page rewritten from the CSVs: {write_claims(args.out)}")
+    print(f"claims page rewritten from the CSVs: {write_claims(args.out)}")
     if not args.no_build:
-        if args.out.resolve().is_relative_to(BOOK.resolve()):
-            build_book(BOOK)
-        else:
-            print(f"not building the book: {args.out} is outside {BOOK}")
+        build_book(BOOK)
     return 0
+
+
+def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """Where a run writes: ``--out``, else ``runs/study-<profile>``; ``book/experiments`` (the pages
+    the book shows) only with ``--publish``, which takes the published profile and the phantom only."""
+    if args.publish:
+        if args.out is not None:
+            parser.error("--publish writes into book/experiments: leave out --out")
+        if args.profile != PUBLISHED_PROFILE:
+            parser.error(f"--publish: the book shows the {PUBLISHED_PROFILE} profile; run --profile {args.profile} "
+                         "without --publish (it writes into runs/study-<profile> or --out)")
+        if not is_phantom(args.dataset):
+            parser.error(f"--publish: the book shows the phantom study; run --dataset {args.dataset} with --out, a "
+                         "folder of your own")
+        return EXPERIMENTS
+    out = args.out if args.out is not None else Path("runs") / f"study-{args.profile}"
+    if out.resolve().is_relative_to(BOOK.resolve()):
+        parser.error(f"--out {out}: book/ holds the committed pages; choose a folder outside it, or rewrite the "
+                     f"book's pages with --profile {PUBLISHED_PROFILE} --publish")
+    return out
 
 
 if __name__ == "__main__":

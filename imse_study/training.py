@@ -1,14 +1,23 @@
-"""Pieces every training loop of the package shares: atomic files, per-step seeding, logs, DDP.
+"""Pieces every training loop of the package shares: atomic files, per-step seeding, logs, DDP,
+the run folder (refuse to clobber, exact resume) and safe checkpoint loading.
 
 Per-step seeding: each step draws its randomness from a generator seeded by (seed, rank, step), so
-a run resumed from its last checkpoint continues exactly as if it had not stopped.
+a run resumed from its last checkpoint continues exactly as if it had not stopped; resuming checks
+that every setting that shapes the weights is the one the run started with.
+
+Checkpoints hold tensors and plain Python data only, and are read with
+``torch.load(weights_only=True)``: a ``.pt`` file from elsewhere can never run code when loaded.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import pickle
 import time
+import warnings
+from collections import OrderedDict
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from imse_study.atomic import atomic_write, atomic_write_json  # noqa: F401  (re-exported)
+from imse_study.atomic import atomic_write, atomic_write_json, remove_leftover_temp_files  # noqa: F401  (re-exported)
 
 
 def package_version() -> str:
@@ -137,30 +146,85 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` made of tensors and plain Python data only (what ``torch.load(weights_only=True)``
+    reads back): numpy scalars become Python numbers, numpy arrays tensors, paths strings,
+    dataclasses dictionaries. Anything else is refused here, at saving, rather than at loading."""
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, torch.Tensor, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, torch.Size):
+        return tuple(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for key, value in obj.items():
+            out[plain(key)] = plain(value)
+        if hasattr(obj, "_metadata"):  # a module state_dict's version record
+            out._metadata = plain(obj._metadata)  # type: ignore[attr-defined]
+        return out
+    if isinstance(obj, tuple):
+        return tuple(plain(v) for v in obj)
+    if isinstance(obj, (list, set, frozenset)):
+        return [plain(v) for v in obj]
+    raise TypeError(f"a checkpoint holds tensors and plain data only, not {type(obj).__name__} ({obj!r:.80})")
+
+
 def save_model_checkpoint(path: str | Path, state_dict: dict, meta: dict, train_state: dict | None = None,
                           **extra: Any) -> Path:
-    """``path`` (.pt: state_dict, meta, optional training state) and ``path.json`` (meta), atomically."""
+    """``path`` (.pt: state_dict, meta, optional training state) and ``path.json`` (meta), atomically.
+
+    Everything goes through :func:`plain`, so that :func:`read_payload` can load it with
+    ``weights_only=True``."""
     path = Path(path)
     payload = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta, **extra}
     if train_state is not None:
         payload["train_state"] = train_state
-    atomic_torch_save(payload, path)
+    atomic_torch_save(plain(payload), path)
     atomic_write_json(meta, path.with_suffix(".json"))
     return path
 
 
+def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU with one-line errors.
+
+    ``weights_only`` rebuilds tensors and plain data and refuses every other object *before*
+    creating it, so a crafted pickle (whose objects would run code) is rejected without effect.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": a plain pickle, refused or read below
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" in str(err).lower():
+            raise ValueError(f"{path} is not a safe imse-study {what}: it holds Python objects other than tensors "
+                             "and plain data, which are refused unread (they could run code)") from None
+        raise ValueError(f"{path} is not a readable {what} ({_first_line(err)})") from None
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file: "not our file"
+        raise ValueError(f"{path} is not a readable {what} ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 def read_payload(path: str | Path, what: str, hint: str, check=None) -> dict[str, Any]:
-    """A checkpoint dictionary with clear errors: missing (with ``hint``), unreadable, or not ``what``.
+    """A checkpoint dictionary with clear errors: missing (with ``hint``), unsafe, unreadable, or not ``what``.
 
     ``check(payload)`` may return a message saying why the file is another kind of checkpoint.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no {what} at {path}: {hint}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"{path} is not a readable {what} ({type(err).__name__}: {err})") from None
+    payload = safe_load(path, what)
     if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
         raise ValueError(f"{path} is not an imse-study {what} (no state_dict/meta)")
     problem = check(payload) if check is not None else None
@@ -181,31 +245,95 @@ def meta_from_dict(cls: type, data: dict[str, Any], what: str, tuples: tuple[str
         raise ValueError(f"{what} metadata is incomplete ({err})") from None
 
 
-def resume_state(path: Path, read, meta_from, meta, keys: tuple[str, ...]) -> tuple[dict, dict]:
-    """The checkpoint and training state to resume from, after checking the run asks for the same thing."""
+RUN_STATE, RUN_LOG = "last.pt", "log.csv"
+
+
+def prepare_run_folder(out: str | Path, final: str, what: str, resume: bool = False, overwrite: bool = False,
+                       rank: int = 0) -> None:
+    """Check and tidy the folder a training run is about to write into (``final``: its finished
+    model's file name, e.g. ``evaluator.pt``; ``what``: its name for people).
+
+    A run that holds a model (``final``) or an unfinished run (``last.pt``) is never replaced by a
+    new run unless ``overwrite`` is given: ``resume`` continues it instead. ``overwrite`` deletes
+    the old run's files first, so the folder never mixes two runs. Temp files that a killed run left
+    mid-write (:func:`imse_study.atomic.atomic_write`'s ``.last.pt.<random>.tmp``) are removed.
+    """
+    out = Path(out)
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in the output folder and --overwrite replaces it: "
+                         "give one of them")
+    files = (final, Path(final).with_suffix(".json").name, RUN_STATE, Path(RUN_STATE).with_suffix(".json").name,
+             RUN_LOG)
+    if not resume:
+        found = [name for name in (final, RUN_STATE) if (out / name).exists()]
+        if found and not overwrite:
+            held = f"a trained {what}" if final in found else f"an unfinished {what} run"
+            raise FileExistsError(f"{out} already holds {held} ({found[0]}): continue it with --resume or replace "
+                                  "it with --overwrite (or train into another --out)")
+        if found and rank == 0:
+            for name in files:
+                (out / name).unlink(missing_ok=True)
+    if rank == 0:
+        remove_leftover_temp_files(out, files)
+
+
+def run_settings(meta: Any, keys: tuple[str, ...], budget: Any = None, free: tuple[str, ...] = ("epochs",),
+                 **more: Any) -> dict[str, Any]:
+    """Every setting that shapes a run's weights, as :func:`resume_state` compares them: the
+    metadata fields ``keys``, the fields of the training-budget dataclass ``budget`` except those in
+    ``free`` (a constant learning rate lets a resumed run be given more epochs), and ``more``."""
+    settings = {key: getattr(meta, key) for key in keys}
+    if budget is not None:
+        settings.update({f.name: getattr(budget, f.name) for f in fields(budget) if f.name not in free})
+    settings.update(more)
+    return plain(settings)
+
+
+def resume_state(path: Path, read, settings: dict[str, Any]) -> tuple[dict, dict]:
+    """The checkpoint and training state to resume from, after checking that this run's ``settings``
+    (:func:`run_settings`) are the ones the run was started with: a run resumed with another
+    learning rate, batch size, network size, seed ... would not be the run its command describes."""
     if not path.exists():
         raise FileNotFoundError(f"cannot resume: no {path.name} in {path.parent} (start without --resume)")
     payload = read(path)
-    saved = meta_from(payload["meta"])
-    for key in keys:
-        if getattr(saved, key) != getattr(meta, key):
-            raise ValueError(
-                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, this run asks for "
-                f"{getattr(meta, key)!r}. Use the same options, or a new output folder."
-            )
     if "train_state" not in payload:
         raise ValueError(f"{path} holds no training state; it cannot be resumed")
-    return payload, payload["train_state"]
+    state = payload["train_state"]
+    saved = state.get("settings")
+    if saved is None:  # written before runs recorded their settings: compare what its metadata holds
+        recorded = {**payload["meta"].get("extra", {}), **payload["meta"]}
+        saved = {key: recorded[key] for key in settings if key in recorded}
+        keys = list(saved)
+    else:
+        keys = list(dict.fromkeys([*saved, *settings]))
+    missing = "(not recorded)"
+    differ = [f"{key}={saved.get(key, missing)!r} (now {settings.get(key, missing)!r})" for key in keys
+              if _comparable(saved.get(key, missing)) != _comparable(settings.get(key, missing))]
+    if differ:
+        raise ValueError(f"cannot resume {path}: these settings differ from the run's: {', '.join(differ)}; resume "
+                         "with the run's settings (only the epochs, --time-limit and --device may change) or train "
+                         "into another --out")
+    return payload, state
+
+
+def _comparable(value: Any) -> Any:
+    """A setting as JSON would hold it (tuples and lists alike)."""
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
 
 
 def record_epoch(out: Path, save, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: Any,
-                 history: list[dict], row: dict, step: int, epoch: int, elapsed: float) -> None:
+                 history: list[dict], row: dict, step: int, epoch: int, elapsed: float,
+                 settings: dict[str, Any]) -> None:
     """End of an epoch (rank 0): log the row, count steps in the metadata, write ``last.pt`` with the
-    training state that resume needs, and ``log.csv``."""
+    training state that resume needs (``settings``: the run's :func:`run_settings`), and ``log.csv``."""
     history.append(row)
     meta.steps, meta.epochs = step, epoch
     meta.extra["train_seconds"] = round(elapsed, 1)
     state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "history": history,
-             "elapsed": elapsed}
-    save(Path(out) / "last.pt", unwrap(model), meta, train_state=state)
-    write_log_csv(Path(out) / "log.csv", history)
+             "elapsed": elapsed, "settings": settings}
+    save(Path(out) / RUN_STATE, unwrap(model), meta, train_state=state)
+    write_log_csv(Path(out) / RUN_LOG, history)

@@ -77,8 +77,8 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path, kind):
     assert part.steps < full.steps and not (tmp_path / "part" / "translator.pt").exists()
     resumed = train_translator(kind, "t2", "t1", tmp_path / "part", profile="smoke", progress=False, resume=True)
     assert resumed.steps == full.steps
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["train_state"]["models"]
-    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["train_state"]["models"]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["train_state"]["models"]
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["train_state"]["models"]
     for name in a:  # every network, not only the generator
         for key in a[name]:
             torch.testing.assert_close(a[name][key], b[name][key], rtol=0, atol=0)

@@ -193,4 +193,4 @@ def test_register_notebook_on_a_manifest_set(folder_root, tmp_path):
     assert (results.loc[results["method"] == "initial", "dice"] < 1).all()
     assert (tmp_path / "work" / "dataset-folder" / "vm-t1-t2-mi" / "network.pt").exists()
     with pytest.raises(SystemExit):  # the phantom's pages in book/experiments are never overwritten
-        study.main(["--dataset", "folder", "--root", str(folder_root), "--only", "02_register_t1t2"])
+        study.main(["--dataset", "folder", "--root", str(folder_root), "--only", "02_register_t1t2", "--publish"])

@@ -49,14 +49,15 @@ from imse_study.config import PROFILE_NAMES, get_profile
 from imse_study.data.datasets import data_arguments
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init, step_generator,
-    write_log_csv,
+    meta_from_dict, package_version, prepare_run_folder, read_payload, resume_state, run_settings,
+    save_model_checkpoint, seeded_init, step_generator, write_log_csv,
 )
 from imse_study.warp import warp
 
 __all__ = [
     "KINDS", "Translator", "Discriminator", "registration_net", "TranslatorTraining", "translator_config",
     "TranslatorMeta", "TranslatorResult", "train_translator", "save_translator", "load_translator",
+    "read_translator_payload",
     "translate_with", "translation_metrics", "evaluate_translation", "main",
 ]
 
@@ -211,7 +212,8 @@ def save_translator(path: str | Path, model: nn.Module, meta: TranslatorMeta, tr
     return save_model_checkpoint(path, model.state_dict(), asdict(meta), train_state)
 
 
-def _read(path: str | Path) -> dict[str, Any]:
+def read_translator_payload(path: str | Path) -> dict[str, Any]:
+    """The raw translator checkpoint dictionary (``last.pt`` included), read safely with clear errors."""
     hint = "train one with `imse-study train-translator --kind reggan --source t2 --target t1 --out DIR`"
     return read_payload(path, "translator checkpoint", hint, check=_not_a_translator)
 
@@ -230,7 +232,7 @@ def load_translator(
     ``source`` / ``target``, when given, must be the modalities it was trained to translate from and
     to; otherwise a ValueError says what the checkpoint does and how to get the one asked for.
     """
-    payload = _read(path)
+    payload = read_translator_payload(path)
     meta = TranslatorMeta.from_dict(payload["meta"])
     asked = (source or meta.source, target or meta.target)
     if (asked[0].lower(), asked[1].lower()) != (meta.source.lower(), meta.target.lower()):
@@ -362,13 +364,15 @@ def train_translator(
     dataset: str = "phantom",
     root: str | None = None,
     device: str | None = None,
+    overwrite: bool = False,
 ) -> TranslatorResult:
     """Train a ``source`` -> ``target`` generator of ``kind`` (cyclegan, reggan) on the training subjects.
 
     Writes ``out/last.pt`` and ``out/log.csv`` every epoch and ``out/translator.pt`` (+ ``.json``)
     when all epochs have run. ``weights`` overrides some of the kind's loss weights (see
     ``cyclegan.WEIGHTS``, ``reggan.WEIGHTS``). ``stop_after_epochs`` ends early, as an interruption
-    would; ``resume=True`` continues from ``out/last.pt``.
+    would; ``resume=True`` continues from ``out/last.pt`` (with the same settings; only ``device``
+    may change). A folder that holds a run is refused unless ``resume`` or ``overwrite`` is given.
     """
     module = _kind(kind)
     if source == target:
@@ -379,6 +383,7 @@ def train_translator(
     lr = cfg.lr if cfg.lr is not None else module.LR
     out = Path(out)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    prepare_run_folder(out, FINAL_NAME, f"{kind} translator", resume, overwrite)
 
     data = _images([source, target], "train", dim, prof.name, dataset, root)
     src, tgt = data[source].to(dev), data[target].to(dev)
@@ -401,9 +406,11 @@ def train_translator(
                "config": asdict(cfg), "parameters": {n: sum(p.numel() for p in m.parameters())
                                                      for n, m in models.items()}},
     )
+    # CycleGAN's learning rate schedule follows the epochs: every budget field counts, epochs included
+    settings = run_settings(meta, _SETTINGS, cfg, free=(), lr=lr, steps_per_epoch=steps_per_epoch)
     step, epoch, history, elapsed = 0, 0, [], 0.0
     if resume:
-        step, epoch, history, elapsed = _restore(out / LAST_NAME, models, optimizers, meta)
+        step, epoch, history, elapsed = _restore(out / LAST_NAME, models, optimizers, settings)
 
     out.mkdir(parents=True, exist_ok=True)
     stop_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, epoch + stop_after_epochs)
@@ -437,7 +444,7 @@ def train_translator(
         meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith("val_")}
         state = {"models": {n: m.state_dict() for n, m in models.items()},
                  "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                 "step": step, "epoch": epoch, "history": history, "elapsed": elapsed}
+                 "step": step, "epoch": epoch, "history": history, "elapsed": elapsed, "settings": settings}
         save_translator(out / LAST_NAME, models["generator"], meta, train_state=state)
         write_log_csv(out / "log.csv", history)
         if progress:
@@ -466,10 +473,13 @@ def reproduce_command(kind, source, target, out, dim, profile, seed, weights, de
     return shlex.join(args)
 
 
+# what decides a translator's weights besides its budget (TranslatorTraining): resume compares them
+_SETTINGS = ("kind", "source", "target", "dim", "size", "profile", "seed", "dataset", "weights")
+
+
 def _restore(path: Path, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-             meta: TranslatorMeta) -> tuple[int, int, list[dict], float]:
-    keys = ("kind", "source", "target", "dim", "width", "n_blocks", "profile", "seed", "dataset", "weights")
-    _, state = resume_state(path, _read, TranslatorMeta.from_dict, meta, keys)
+             settings: dict[str, Any]) -> tuple[int, int, list[dict], float]:
+    _, state = resume_state(path, read_translator_payload, settings)
     for name, model in models.items():
         model.load_state_dict(state["models"][name])
     for name, opt in optimizers.items():
@@ -501,7 +511,9 @@ def add_translator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a loss weight (cyclegan: adv, cycle, identity; reggan: adv, corr, smooth)")
     parser.add_argument("--dataset", default="phantom")
     parser.add_argument("--root", default=None)
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run that OUT holds (without it, a folder with a run is refused)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                         "two jobs share a 2-core machine)")
@@ -512,7 +524,8 @@ def run_translator(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = train_translator(args.kind, args.source, args.target, args.out, dim=args.dim, profile=args.profile,
-                              seed=args.seed, resume=args.resume, progress=not args.no_progress,
+                              seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                              progress=not args.no_progress,
                               weights=dict(args.weight), dataset=args.dataset, root=args.root)
     print(f"{result.checkpoint} ({result.steps} steps, {result.seconds:.0f} s)")
     return 0

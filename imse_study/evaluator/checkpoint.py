@@ -1,9 +1,9 @@
 """Evaluator checkpoints: a state_dict plus JSON metadata, written atomically, loaded with checks.
 
 A training checkpoint (``.pt``) holds ``{"state_dict", "meta", "train_state"}`` where
-``train_state`` (optimizer, step, epoch, RNG) lets ``--resume`` continue a run exactly; a
-``<name>.json`` beside it repeats the metadata for people and tools. Shipped evaluators keep only
-weights and metadata.
+``train_state`` (optimizer, step, epoch, history, the run's settings) lets ``--resume`` continue a
+run exactly; a ``<name>.json`` beside it repeats the metadata for people and tools. Shipped
+evaluators keep only weights and metadata.
 """
 
 from __future__ import annotations

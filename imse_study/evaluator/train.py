@@ -33,8 +33,8 @@ from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save
 from imse_study.evaluator.imse import foreground_mask
 from imse_study.evaluator.model import Evaluator
 from imse_study.training import (
-    distributed, record_epoch, resume_state, seeded_init, step_generator, training_device, unwrap, with_budget,
-    budget_arguments, device_of, time_deadline, time_is_up,
+    distributed, prepare_run_folder, record_epoch, resume_state, run_settings, seeded_init, step_generator,
+    training_device, unwrap, with_budget, budget_arguments, device_of, time_deadline, time_is_up,
 )
 from imse_study.warp import warp
 
@@ -176,11 +176,14 @@ def train_evaluator(
     device: str | None = None,
     budget: dict[str, Any] | None = None,
     time_limit: float | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train an evaluator into folder ``out`` (``last.pt`` each epoch, ``evaluator.pt`` at the end).
 
     ``stop_after_epochs`` ends the run early (as an interruption would); ``resume=True`` continues
-    from ``out/last.pt``. ``budget`` overrides fields of the profile's
+    from ``out/last.pt`` (with the same settings; only ``epochs``, ``time_limit`` and ``device`` may
+    change). A folder that holds a run is refused unless ``resume`` or ``overwrite`` is given.
+    ``budget`` overrides fields of the profile's
     :class:`~imse_study.config.EvaluatorTraining` (``width``, ``n_blocks``, ``batch_size``, ``lr``,
     ``steps_per_epoch``), e.g. a larger network on a GPU; the reproduce command records them.
     ``time_limit`` (seconds) ends the run after the epoch in which it runs out, as if it had been
@@ -196,6 +199,7 @@ def train_evaluator(
     rank, world = distributed()
     dev = training_device(device, world)
     deadline = time_deadline(time_limit, world)
+    prepare_run_folder(out, "evaluator.pt", "evaluator", resume, overwrite, rank)
 
     def command_for(n_epochs: int | None) -> str:
         return reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root, n_epochs, budget)
@@ -216,9 +220,10 @@ def train_evaluator(
         dataset=dataset, seed=seed, command=command_for(epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
+    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=world)
     step, epoch, history, elapsed = 0, 0, [], 0.0
     if resume:
-        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, meta)
+        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, settings)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
@@ -247,7 +252,7 @@ def train_evaluator(
             row = {"epoch": epoch, "step": step, "train_l1": float(np.mean(losses)), "seconds": round(elapsed, 1)}
             row.update(_validate(unwrap(model), val, noise, n_range))
             meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
-            record_epoch(out, save_checkpoint, model, optimizer, meta, history, row, step, epoch, elapsed)
+            record_epoch(out, save_checkpoint, model, optimizer, meta, history, row, step, epoch, elapsed, settings)
             if progress:
                 bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if world > 1:
@@ -274,9 +279,12 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
     return shlex.join(args)
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: EvaluatorMeta):
-    keys = ("modality", "dim", "width", "n_blocks", "noise", "profile", "seed", "dataset")
-    payload, state = resume_state(path, read_checkpoint, EvaluatorMeta.from_dict, meta, keys)
+# what decides an evaluator's weights besides its budget (EvaluatorTraining): resume compares them
+_SETTINGS = ("modality", "dim", "size", "noise", "n_range", "profile", "seed", "dataset")
+
+
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]):
+    payload, state = resume_state(path, read_checkpoint, settings)
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
     return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))

@@ -33,8 +33,8 @@ from imse_study.metrics import dice, gradient_loss
 from imse_study.registration.network import RegistrationNet
 from imse_study.registration.similarity import similarity as make_similarity
 from imse_study.training import (
-    distributed, meta_from_dict, package_version, read_payload, resume_state, save_model_checkpoint, seeded_init,
-    record_epoch, step_generator, training_device, unwrap, with_budget,
+    distributed, meta_from_dict, package_version, prepare_run_folder, read_payload, resume_state, run_settings,
+    save_model_checkpoint, seeded_init, record_epoch, step_generator, training_device, unwrap, with_budget,
     budget_arguments, device_of, time_deadline, time_is_up,
 )
 from imse_study.warp import warp
@@ -122,6 +122,7 @@ def train_registration(
     time_limit: float | None = None,
     dataset: str = "phantom",
     root: str | None = None,
+    overwrite: bool = False,
 ) -> RegistrationTrainResult:
     """Train a VoxelMorph for ``moving_modality -> target_modality`` into folder ``out``.
 
@@ -129,7 +130,8 @@ def train_registration(
     ``root``); validation Dice needs the set's label maps and is left out without them.
     ``budget`` overrides fields of the profile's :class:`~imse_study.config.RegistrationTraining`
     (``batch_size``, ``lr``, ``steps_per_epoch``); the reproduce command records them.
-    ``time_limit`` (seconds): as for :func:`imse_study.evaluator.train.train_evaluator`.
+    ``time_limit`` (seconds), ``resume`` and ``overwrite``: as for
+    :func:`imse_study.evaluator.train.train_evaluator`.
     """
     prof = get_profile(profile)
     cfg = with_budget(prof.registration(dim), epochs, **(budget or {}))  # a different budget than the profile's
@@ -138,6 +140,7 @@ def train_registration(
     rank, world = distributed()
     dev = training_device(device, world)
     deadline = time_deadline(time_limit, world)
+    prepare_run_folder(out, "network.pt", "registration network", resume, overwrite, rank)
 
     def command_for(n_epochs: int | None) -> str:
         return _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight, options,
@@ -167,9 +170,10 @@ def train_registration(
         command=command_for(epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
+    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=world)
     step, epoch, history, elapsed = 0, 0, [], 0.0
     if resume:
-        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, meta)
+        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, settings)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
@@ -202,7 +206,7 @@ def train_registration(
         if rank == 0:
             row = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "seconds": round(elapsed, 1)}
             row.update(_validate(unwrap(model), val, cfg.val_items))
-            record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed)
+            record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed, settings)
         if world > 1:
             dist.barrier()
         if time_is_up(deadline) and epoch < cfg.epochs:
@@ -283,10 +287,13 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return model.to(map_location).eval(), meta
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: RegistrationMeta):
-    keys = ("similarity", "moving_modality", "target_modality", "dim", "profile", "smooth_weight", "seed",
-            "bidirectional", "dataset")
-    payload, state = resume_state(path, _read, RegistrationMeta.from_dict, meta, keys)
+# what decides a network's weights besides its budget (RegistrationTraining): resume compares them
+_SETTINGS = ("similarity", "moving_modality", "target_modality", "dim", "size", "profile", "smooth_weight", "seed",
+             "bidirectional", "similarity_options", "dataset")
+
+
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]):
+    payload, state = resume_state(path, _read, settings)
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
     return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))

@@ -25,8 +25,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ZOO_DIR = Path(__file__).resolve().parent
 
 __all__ = ["ZOO_DIR", "available", "export_cyclegan_back", "network_path", "ship_run", "translator_path"]
@@ -89,14 +87,10 @@ def export_cyclegan_back(run_dir: str | Path, out: str | Path) -> Path:
     CycleGAN trains both directions at once; the run's ``translator.pt`` keeps G (source -> target)
     and ``last.pt`` holds F as well. The exported file has the source and target swapped.
     """
-    from imse_study.baselines.translator import (
-        Translator,
-        TranslatorMeta,
-        save_translator,
-    )
+    from imse_study.baselines.translator import Translator, TranslatorMeta, read_translator_payload, save_translator
 
     run_dir = Path(run_dir)
-    payload = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    payload = read_translator_payload(run_dir / "last.pt")
     meta = TranslatorMeta.from_dict(payload["meta"])
     if meta.kind != "cyclegan":
         raise ValueError(f"{run_dir} is a {meta.kind} run; only CycleGAN has a second generator")
