@@ -8,10 +8,25 @@ import pytest
 import torch
 
 from imse_study.data.geometry import (
-    Layout, axial_axis, registration_plan, resample_onto, slice_axis, through_plane_axis,
+    Layout,
+    axial_axis,
+    registration_plan,
+    resample_onto,
+    slice_axis,
+    through_plane_axis,
 )
-from imse_study.evaluator import Evaluator, EvaluatorMeta, load_evaluator, save_checkpoint
-from imse_study.evaluator.apply import IntensityWarning, error_map_array, to_unit_range, translate_array
+from imse_study.evaluator import (
+    Evaluator,
+    EvaluatorMeta,
+    load_evaluator,
+    save_checkpoint,
+)
+from imse_study.evaluator.apply import (
+    IntensityWarning,
+    error_map_array,
+    to_unit_range,
+    translate_array,
+)
 from imse_study.evaluator.checkpoint import SpacingWarning, evaluator_spacing
 from imse_study.evaluator.pretrained import load_any
 from imse_study.warp import warp
@@ -75,13 +90,13 @@ def test_layout_is_exact_and_brings_fields_back(perm):
 
 
 def test_resample_onto_goes_through_physical_space():
-    z, y, x = np.meshgrid(np.arange(10.0), np.arange(12.0), np.arange(14.0), indexing="ij")
+    _, y, x = np.meshgrid(np.arange(10.0), np.arange(12.0), np.arange(14.0), indexing="ij")
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     ramp = (x * 2.0 + 3 * y * 2.0).astype(np.float32)  # linear in mm: reproduced exactly by linear interpolation
     other = np.diag([1.0, 3.0, 2.0, 1.0])
     other[:3, 3] = [2.0, 1.0, -2.0]
     out = resample_onto(ramp, affine, (8, 6, 9), other, cval=-1.0)
-    zz, yy, xx = np.meshgrid(np.arange(8.0), np.arange(6.0), np.arange(9.0), indexing="ij")
+    _, yy, xx = np.meshgrid(np.arange(8.0), np.arange(6.0), np.arange(9.0), indexing="ij")
     mm_x, mm_y = xx * 2.0 - 2.0, yy * 3.0 + 1.0
     inside = (mm_x >= 0) & (mm_x <= 26) & (mm_y <= 22)
     np.testing.assert_allclose(out[inside], (mm_x + 3 * mm_y)[inside], atol=1e-4)
@@ -140,8 +155,8 @@ def test_evaluator_runs_at_its_training_spacing_and_answers_on_the_input_grid(ti
 
 
 def test_evaluator_spacing_recorded_derived_or_unknown(tmp_path, tiny2d):
-    base = dict(modality="t1", dim=2, size=(120, 120), width=4, n_blocks=1, normalisation="mr",
-                noise="shuffle_remap", n_range=(2, 50), profile="quick")
+    base = {"modality": "t1", "dim": 2, "size": (120, 120), "width": 4, "n_blocks": 1, "normalisation": "mr",
+            "noise": "shuffle_remap", "n_range": (2, 50), "profile": "quick"}
     assert evaluator_spacing(EvaluatorMeta(**base)) == (2.0, 2.0)  # the quick phantom: 240 mm / 120 px
     assert evaluator_spacing(EvaluatorMeta(**{**base, "dim": 3, "size": (32, 64, 64)})) == (5.0, 3.75, 3.75)
     assert load_any("phantom-t1-2d")[1].spacing is None  # shipped before the field: derived, not re-saved

@@ -22,12 +22,17 @@ One set of rules that every user-facing entry point (the CLI, :mod:`imse_study.r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import nibabel as nib
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+from nibabel.orientations import (
+    apply_orientation,
+    axcodes2ornt,
+    io_orientation,
+    ornt_transform,
+)
 from nibabel.processing import resample_from_to
 
 from imse_study.data.io import ARRAY_AXCODES, spacing_of
@@ -241,7 +246,7 @@ def working_shape(shape: Sequence[int], spacing: Sequence[float], wanted: Sequen
         if target <= 0:
             raise ValueError(f"a spacing must be positive, not {target}")
         if abs(have - target) > SPACING_RTOL * target:
-            out[axis] = max(1, int(round(shape[axis] * have / target)))
+            out[axis] = max(1, round(shape[axis] * have / target))
     return tuple(out)
 
 
@@ -261,6 +266,16 @@ def resize(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 __all__ = [
-    "ANISOTROPY", "Layout", "MIN_VOLUME_SLICES", "RegistrationPlan", "axial_axis", "registration_plan",
-    "resample_onto", "resize", "same_grid", "slice_axis", "through_plane_axis", "working_shape",
+    "ANISOTROPY",
+    "MIN_VOLUME_SLICES",
+    "Layout",
+    "RegistrationPlan",
+    "axial_axis",
+    "registration_plan",
+    "resample_onto",
+    "resize",
+    "same_grid",
+    "slice_axis",
+    "through_plane_axis",
+    "working_shape",
 ]

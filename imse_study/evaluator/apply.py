@@ -13,7 +13,7 @@ evaluator runs over a 3D stack along its last axis (how NIfTI stores the package
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

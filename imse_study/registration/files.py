@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from imse_study.data.geometry import Layout, RegistrationPlan, registration_plan, resample_onto, resize, same_grid
-from imse_study.data.geometry import working_shape
+from imse_study.data.geometry import (
+    Layout,
+    RegistrationPlan,
+    registration_plan,
+    resample_onto,
+    resize,
+    same_grid,
+    working_shape,
+)
 from imse_study.data.io import load_labels, load_nifti, save_nifti
 from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
 from imse_study.metrics import dice
@@ -97,7 +105,7 @@ def register_arrays(
             def step(done: int, _total: int, loss: float, offset: int = k * iterations) -> bool | None:
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4g}")
+                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 return None if callback is None else callback(offset + done, total, loss)
 
             fields.append(_register(m, t, sim, progress=False, callback=step, **options))
