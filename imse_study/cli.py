@@ -113,6 +113,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
         moving_modality=args.moving_modality, target_modality=args.target_modality,
         moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
         mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
+        dim=None if args.dim == "auto" else int(args.dim),
     )
     print(summary_text(summary))
     print(f"results in {args.output}: warped.nii.gz, displacement.nii.gz, summary.json")
@@ -120,30 +121,37 @@ def _cmd_register(args: argparse.Namespace) -> int:
 
 
 def _load_pair(args: argparse.Namespace, second: str):
-    """Load the reference and the other image, scaled to [-1, 1], and the evaluator."""
+    """The evaluator, the reference and the other image scaled to [-1, 1] on the reference's grid (the
+    other one resampled through both affines if it lies elsewhere), the reference's affine and the
+    evaluator's training spacing."""
+    from imse_study.data.geometry import resample_onto, same_grid
     from imse_study.data.io import load_nifti
     from imse_study.evaluator.apply import to_unit_range
+    from imse_study.evaluator.checkpoint import evaluator_spacing
     from imse_study.evaluator.pretrained import load_any
 
     model, meta = load_any(args.evaluator)
+    other_path = getattr(args, second)
     reference, affine, _ = load_nifti(args.reference)
-    other, other_affine, _ = load_nifti(getattr(args, second))
-    if reference.shape != other.shape:
-        raise ValueError(f"{args.reference} {reference.shape} and {getattr(args, second)} {other.shape} differ in "
-                         "shape; resample one onto the other's grid first")
-    if not np.allclose(affine, other_affine, atol=1e-3):
-        print("warning: the two images have different affines; they are compared voxel by voxel", file=sys.stderr)
-    reference = to_unit_range(reference, meta.modality)
-    other = to_unit_range(other, args.other_modality)
-    return model, meta, reference, other, affine
+    other, other_affine, _ = load_nifti(other_path)
+    if reference.ndim != other.ndim:
+        raise ValueError(f"{args.reference} is {reference.ndim}D and {other_path} {other.ndim}D; give two 2D or "
+                         "two 3D images")
+    reference = to_unit_range(reference, meta.modality, name=str(args.reference))
+    other = to_unit_range(other, args.other_modality, name=str(other_path))
+    if not same_grid(reference.shape, affine, other.shape, other_affine):
+        other = resample_onto(other, other_affine, reference.shape, affine, cval=-1.0)
+        print(f"note: {other_path} resampled onto the grid of {args.reference} (linear, through both affines)",
+              file=sys.stderr)
+    return model, meta, reference, other, affine, evaluator_spacing(meta)
 
 
 def _cmd_error_map(args: argparse.Namespace) -> int:
     from imse_study.data.io import save_nifti
     from imse_study.evaluator.apply import error_map_array
 
-    model, meta, reference, other, affine = _load_pair(args, "other")
-    error = error_map_array(model, reference, other, meta.dim)
+    model, meta, reference, other, affine, spacing = _load_pair(args, "other")
+    error = error_map_array(model, reference, other, meta.dim, affine=affine, evaluator_spacing=spacing)
     save_nifti(args.output, error, affine)
     print(f"mean |E| {np.abs(error).mean():.4f}; error map written to {args.output}")
     return 0
@@ -153,8 +161,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from imse_study.data.io import save_nifti
     from imse_study.evaluator.apply import translate_array
 
-    model, meta, reference, source, affine = _load_pair(args, "source")
-    save_nifti(args.output, translate_array(model, reference, source, meta.dim), affine)
+    model, meta, reference, source, affine, spacing = _load_pair(args, "source")
+    save_nifti(args.output, translate_array(model, reference, source, meta.dim, affine=affine,
+                                            evaluator_spacing=spacing), affine)
     print(f"{args.source} translated into the {meta.modality} contrast of {args.reference}: {args.output}")
     return 0
 
@@ -224,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("register", help="register MOVING onto TARGET (classic optimisation, Eq. 1)")
     p.add_argument("moving", type=Path, help="moving NIfTI image")
-    p.add_argument("target", type=Path, help="target NIfTI image (same grid)")
+    p.add_argument("target", type=Path, help="target NIfTI image (MOVING is resampled onto its grid if needed)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--similarity", default="mi", help="mi (default), mind, lncc, ncc, mae, imse or imse_robust (IMSE + MIND)")
     p.add_argument("--evaluator", help="for imse: a shipped evaluator name (e.g. phantom-ct-2d) or a .pt file")
@@ -238,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth-weight", type=float, help="weight of the smoothness term (default 5)")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="imse: bfloat16 runs the evaluator under autocast, about 2x faster on recent CPUs")
+    p.add_argument("--dim", choices=("auto", "2", "3"), default="auto",
+                   help="2: slice by slice (never through-plane), 3: in 3D; auto (default): 2 for a stack of 2D "
+                        "slices (fewer than 8, or slices at least 2x as far apart as the in-plane voxels), else 3")
     p.set_defaults(func=_cmd_register)
 
     from imse_study.baselines.translator import add_translator_arguments, run_translator
@@ -247,11 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_translator)
 
     p = sub.add_parser("error-map", help="pixel-wise spatial error E(reference, other) as NIfTI")
-    _evaluator_inputs(p, "other", "NIfTI image of any modality, on the reference's grid")
+    _evaluator_inputs(p, "other", "NIfTI image of any modality (resampled onto the reference's grid if needed)")
     p.set_defaults(func=_cmd_error_map)
 
     p = sub.add_parser("translate", help="translate SOURCE into the reference's contrast: ref - E(ref, source)")
-    _evaluator_inputs(p, "source", "NIfTI image to translate, on the reference's grid")
+    _evaluator_inputs(p, "source", "NIfTI image to translate (resampled onto the reference's grid if needed)")
     p.set_defaults(func=_cmd_translate)
     return parser
 

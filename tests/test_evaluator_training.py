@@ -94,6 +94,7 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
 def test_cli_train_error_map_and_translate(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train-evaluator", "--profile", "smoke", "--modality", "t1", "--out", str(run)]) == 0
+    assert json.loads((run / "evaluator.json").read_text())["spacing"] == [5.0, 5.0]  # 240 mm / 48 px
     assert main(["phantom", "--out", str(tmp_path / "ph"), "--profile", "smoke"]) == 0
     t1, t2 = tmp_path / "ph" / "sub-3000_t1.nii.gz", tmp_path / "ph" / "sub-3000_t2.nii.gz"
     out = tmp_path / "err.nii.gz"

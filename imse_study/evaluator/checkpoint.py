@@ -2,19 +2,25 @@
 
 A training checkpoint (``.pt``) holds ``{"state_dict", "meta", "train_state"}`` where
 ``train_state`` (optimizer, step, epoch, history, the run's settings) lets ``--resume`` continue a
-run exactly; a ``<name>.json`` beside it repeats the metadata for people and tools. Shipped
-evaluators keep only weights and metadata.
+run exactly; a ``<name>.json`` beside it repeats the metadata for people and tools (the loader
+reads the ``.pt``). Shipped evaluators keep only weights and metadata.
+
+An evaluator sees structures at the scale it was trained at, so the metadata records the training
+``spacing`` (mm per array axis); :func:`evaluator_spacing` gives it for checkpoints written before
+the field existed (the phantom's spacing follows from its field of view and the recorded size).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from imse_study.data.datasets import same_dataset
+from imse_study.config import PROFILE_NAMES, get_profile
+from imse_study.data.datasets import is_phantom, same_dataset
 from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator
 from imse_study.training import meta_from_dict, package_version, read_payload, save_model_checkpoint, unwrap
 
@@ -33,6 +39,7 @@ class EvaluatorMeta:
     n_range: tuple[int, int] | None
     profile: str
     dataset: str = "phantom"
+    spacing: tuple[float, ...] | None = None  # mm per array axis of the training images; None: not recorded
     steps: int = 0
     epochs: int = 0
     seed: int = 0
@@ -43,7 +50,46 @@ class EvaluatorMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvaluatorMeta":
-        return meta_from_dict(cls, data, "evaluator", tuples=("size", "n_range"))
+        return meta_from_dict(cls, data, "evaluator", tuples=("size", "n_range", "spacing"))
+
+
+class SpacingWarning(UserWarning):
+    """The evaluator's training spacing is unknown: inputs are used at their own spacing."""
+
+
+_WARNED: set[tuple] = set()
+
+
+def phantom_spacing(profile: str, dim: int, size: tuple[int, ...] | None = None) -> tuple[float, ...]:
+    """mm per array axis of the phantom of ``profile``: its field of view over its size (``size``
+    when given, e.g. a checkpoint's recorded one); 240 mm / 120 px = 2 mm in 2D with ``quick``."""
+    cfg = get_profile(profile).phantom
+    fov = cfg.fov2d_mm if dim == 2 else cfg.fov3d_mm
+    size = tuple(size) if size is not None else (cfg.size2d if dim == 2 else cfg.size3d)
+    if len(size) != len(fov):
+        raise ValueError(f"a {dim}D phantom size needs {len(fov)} lengths, got {size}")
+    return tuple(float(f) / int(n) for f, n in zip(fov, size))
+
+
+def evaluator_spacing(meta: EvaluatorMeta) -> tuple[float, ...] | None:
+    """The spacing (mm per array axis, 2 values in 2D, 3 in 3D) the evaluator was trained at.
+
+    ``meta.spacing`` when recorded; for an older checkpoint trained on the phantom, the phantom's
+    spacing at the recorded size; otherwise None, with one :class:`SpacingWarning` per evaluator
+    (inputs are then used at their own spacing).
+    """
+    if meta.spacing:
+        if len(meta.spacing) != meta.dim:
+            raise ValueError(f"the evaluator's recorded spacing {meta.spacing} does not have {meta.dim} values")
+        return tuple(float(s) for s in meta.spacing)
+    if is_phantom(meta.dataset) and meta.profile in PROFILE_NAMES and len(meta.size) == meta.dim:
+        return phantom_spacing(meta.profile, meta.dim, tuple(meta.size))
+    key = (meta.dataset, meta.dim, tuple(meta.size), meta.command)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(f"the evaluator trained on {meta.dataset!r} does not record its training spacing: images "
+                      "are used at their own spacing (retrain it to record one)", SpacingWarning, stacklevel=2)
+    return None
 
 
 def save_checkpoint(path: str | Path, model: Evaluator, meta: EvaluatorMeta, train_state: dict | None = None) -> Path:

@@ -72,11 +72,18 @@ def load_images(
     Item ``i`` is the same slice or volume in every modality: for a manifest set, the items that
     have all of ``modalities`` (a subject missing one is left out of every modality).
     """
+    return load_images_and_spacing(modalities, split, dim, profile, dataset, root)[0]
+
+
+def load_images_and_spacing(
+    modalities: list[str], split: str, dim: int, profile: str, dataset: str = "phantom", root: str | None = None
+) -> tuple[dict[str, torch.Tensor], tuple[float, ...]]:
+    """:func:`load_images` and the images' spacing (mm per array axis; a manifest set's first item's)."""
     if is_phantom(dataset):
         from imse_study.data.phantom import load_phantom
 
         data = load_phantom(split, dim, profile, tuple(modalities))
-        return {m: torch.from_numpy(v).unsqueeze(1) for m, v in data.images.items()}
+        return {m: torch.from_numpy(v).unsqueeze(1) for m, v in data.images.items()}, tuple(data.spacing)
     from imse_study.data.aligned import load_aligned
 
     first, *others = modalities
@@ -87,7 +94,7 @@ def load_images(
         keep = torch.tensor([i for i, item in enumerate(aligned.ids) if item in common], dtype=torch.long)
         out.setdefault(first, aligned.images[first][keep])
         out[other] = aligned.images[other][keep]
-    return out
+    return out, tuple(float(s) for s in sets[0].spacing)
 
 
 def make_training_pair(
@@ -204,7 +211,8 @@ def train_evaluator(
     def command_for(n_epochs: int | None) -> str:
         return reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root, n_epochs, budget)
 
-    train = load_images([modality], "train", dim, profile, dataset, root)[modality].to(dev)
+    images, spacing = load_images_and_spacing([modality], "train", dim, profile, dataset, root)
+    train = images[modality].to(dev)
     if train.shape[0] == 0:
         raise ValueError(f"no training images of modality {modality!r} in data set {dataset!r}")
     steps_per_epoch = cfg.steps_per_epoch or max(1, train.shape[0] // (cfg.batch_size * world))
@@ -217,7 +225,7 @@ def train_evaluator(
         normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
         else "mr: 0.5-99.5 percentiles -> [-1, 1]",
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
-        dataset=dataset, seed=seed, command=command_for(epochs),
+        dataset=dataset, spacing=spacing, seed=seed, command=command_for(epochs),
         extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
     )
     settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=world)

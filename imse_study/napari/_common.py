@@ -47,4 +47,19 @@ def default_affine(scale, ndim: int) -> np.ndarray:
     return a
 
 
-__all__ = ["MAX_LABEL_VALUES", "MODALITIES", "default_affine", "infer_modality", "looks_like_labels_name"]
+def layer_affine(layer) -> np.ndarray:
+    """voxel -> mm affine of an image or label layer: the one the reader stored (``metadata["affine"]``)
+    while it still matches the layer's scale, else :func:`default_affine` of the scale."""
+    from imse_study.data.io import spacing_of
+
+    scale = [float(v) for v in layer.scale]
+    stored = (getattr(layer, "metadata", None) or {}).get("affine")
+    if stored is not None:
+        stored = np.asarray(stored, dtype=np.float64)
+        if stored.shape == (4, 4) and np.allclose(spacing_of(stored, layer.ndim), scale, rtol=1e-4):
+            return stored
+    return default_affine(scale, layer.ndim)
+
+
+__all__ = ["MAX_LABEL_VALUES", "MODALITIES", "default_affine", "infer_modality", "layer_affine",
+           "looks_like_labels_name"]

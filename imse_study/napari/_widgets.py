@@ -6,9 +6,11 @@ status line and a napari notification, never a traceback. Layers of different sh
 resampled onto the reference (or target) layer's grid through their world coordinates (scale and
 translate), with a notice.
 
-Axis order: napari's 3D layers are (z, y, x) (the package's array layout). A 2D evaluator is run
-slice by slice along the first axis; ``apply.py`` stacks along the last axis, so the widgets move
-the first axis to the end and back.
+Geometry: a layer's affine is the reader's (``metadata["affine"]``) or follows from its scale in the
+package's (z, y, x) layout (``_common.layer_affine``). The widgets hand it to the package's helpers,
+so they follow the same rules as the command line (:mod:`imse_study.data.geometry`): a 2D evaluator
+runs on a stack's slices or a volume's axial slices, evaluators work at their training spacing, and
+"Register" decides 2D (slice by slice) or 3D by one rule for every similarity ("dimension": auto).
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 from scipy import ndimage as ndi
 
+from imse_study.data.geometry import registration_plan
 from imse_study.data.phantom import MODALITIES
 from imse_study.evaluator.apply import error_map_array, to_unit_range, translate_array
+from imse_study.evaluator.checkpoint import evaluator_spacing
 from imse_study.evaluator.pretrained import available_pretrained, load_any
-from imse_study.napari._common import infer_modality
+from imse_study.napari._common import infer_modality, layer_affine
 
 AUTO = "auto"
 CHECKPOINT = "checkpoint file..."
@@ -139,14 +143,6 @@ def put_layer(viewer, name: str, kind: str, data, **kwargs):
     return getattr(viewer, f"add_{kind}")(data, name=name, **kwargs)
 
 
-def _pad4(x: np.ndarray) -> tuple[np.ndarray, tuple[slice, ...]]:
-    extra = [(-s) % 4 for s in x.shape]
-    if not any(extra):
-        return x, tuple(slice(None) for _ in x.shape)
-    pad = [(e // 2, e - e // 2) for e in extra]
-    return np.pad(x, pad, mode="edge"), tuple(slice(p[0], p[0] + s) for p, s in zip(pad, x.shape))
-
-
 def _modality(choice: str, layer) -> str | None:
     if choice and choice != AUTO:
         return choice
@@ -200,13 +196,11 @@ def load_evaluator(choice: str, checkpoint: str | Path | None, wanted: list[str 
     return model, meta, Path(key).name
 
 
-def _apply(fn, model, meta, ref: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``fn`` (error_map_array / translate_array) on napari-ordered arrays (2D, or (z, y, x))."""
-    if meta.dim == ref.ndim:
-        return fn(model, ref, other, meta.dim)
-    if meta.dim == 2 and ref.ndim == 3:  # slice by slice along napari's first axis
-        return np.moveaxis(fn(model, np.moveaxis(ref, 0, -1), np.moveaxis(other, 0, -1), 2), -1, 0)
-    raise InputError(f"a {meta.dim}D evaluator cannot be applied to {ref.ndim}D layers")
+def _apply(fn, model, meta, ref_layer, ref: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``fn`` (error_map_array / translate_array) on two arrays on ``ref_layer``'s grid, with its geometry."""
+    if meta.dim > ref.ndim:
+        raise InputError(f"a {meta.dim}D evaluator cannot be applied to {ref.ndim}D layers")
+    return fn(model, ref, other, meta.dim, affine=layer_affine(ref_layer), evaluator_spacing=evaluator_spacing(meta))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,10 +281,10 @@ class ErrorMapWidget(_Base):
             show_info(f"imse-study: {ref_layer.name!r} looks like {ref_mod}, but the evaluator {name} was trained on "
                       f"{meta.modality}; its reference should be a {meta.modality} image")
         other = on_grid(oth_layer, ref_layer)
-        ref = to_unit_range(np.asarray(ref_layer.data), meta.modality)
-        oth = to_unit_range(other, _modality(AUTO, oth_layer) or "mr")
+        ref = to_unit_range(np.asarray(ref_layer.data), meta.modality, name=repr(ref_layer.name))
+        oth = to_unit_range(other, _modality(AUTO, oth_layer) or "mr", name=repr(oth_layer.name))
         start = time.perf_counter()
-        error = _apply(error_map_array, model, meta, ref, oth).astype(np.float32)
+        error = _apply(error_map_array, model, meta, ref_layer, ref, oth).astype(np.float32)
         mean_abs = float(np.abs(error).mean())
         limit = float(np.percentile(np.abs(error), 99.5)) or float(np.abs(error).max()) or 1e-3
         kwargs = {"colormap": ERROR_COLORMAP, "contrast_limits": (-limit, limit), "blending": "translucent",
@@ -337,9 +331,9 @@ class TranslateWidget(_Base):
         ref_mod = _modality(AUTO, ref_layer)
         model, meta, name = load_evaluator(self.evaluator.value, self.checkpoint.value, [ref_mod])
         source = on_grid(src_layer, ref_layer)
-        ref = to_unit_range(np.asarray(ref_layer.data), meta.modality)
-        src = to_unit_range(source, _modality(AUTO, src_layer) or "mr")
-        out = _apply(translate_array, model, meta, ref, src).astype(np.float32)
+        ref = to_unit_range(np.asarray(ref_layer.data), meta.modality, name=repr(ref_layer.name))
+        src = to_unit_range(source, _modality(AUTO, src_layer) or "mr", name=repr(src_layer.name))
+        out = _apply(translate_array, model, meta, ref_layer, ref, src).astype(np.float32)
         layer_name = f"{src_layer.name} translated to {meta.modality}"
         layer = put_layer(self.viewer, layer_name, "image", out, colormap="gray", contrast_limits=(-1.0, 1.0),
                           scale=ref_layer.scale, translate=ref_layer.translate,
@@ -376,6 +370,9 @@ class RegisterWidget(_Base):
         self.target_modality = ComboBox(label="target modality", choices=modalities, value=AUTO)
         self.iterations = SpinBox(label="iterations", value=200, min=MIN_ITERATIONS, max=10000, step=10,
                                   tooltip="optimiser steps in all, over the affine stage and 3 levels")
+        self.dimension = ComboBox(label="dimension", choices=["auto", "2", "3"], value="auto",
+                                  tooltip="2: slice by slice (never through-plane); 3: in 3D; auto: 2 for a stack of "
+                                          "2D slices (few, or far apart), 3 for a volume")
         self.deformation = ComboBox(label="show deformation", choices=["grid", "vectors", "none"], value="grid")
         self.run_button = PushButton(text="Register")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -384,7 +381,7 @@ class RegisterWidget(_Base):
         self.cancel_button.changed.connect(self.cancel)
         self.extend([self.moving, self.target, self.moving_labels, self.target_labels, self.similarity,
                      self.evaluator, self.checkpoint, self.moving_modality, self.target_modality,
-                     self.iterations, self.deformation, self.run_button, self.cancel_button, self.progress,
+                     self.iterations, self.dimension, self.deformation, self.run_button, self.cancel_button, self.progress,
                      self.status])
         self._emitter = _Progress()
         self._emitter.step.connect(self._on_step)
@@ -408,12 +405,13 @@ class RegisterWidget(_Base):
             self._cancel = True
             self.status.value = "cancelling..."
 
-    def _similarity(self, mov_layer, tgt_layer, ndim: int):
+    def _similarity(self, mov_layer, tgt_layer, plan):
+        """``(similarity, its description, working spacing)``: an evaluator's training spacing, else None."""
         name = self.similarity.value
         from imse_study.registration.similarity import EVALUATOR_SIMILARITIES, similarity
 
         if name not in EVALUATOR_SIMILARITIES:
-            return similarity(name), name
+            return similarity(name), name, None
         mov_mod = _modality(self.moving_modality.value, mov_layer)
         tgt_mod = _modality(self.target_modality.value, tgt_layer)
         model, meta, ev_name = load_evaluator(self.evaluator.value, self.checkpoint.value, [tgt_mod, mov_mod])
@@ -425,15 +423,16 @@ class RegisterWidget(_Base):
             raise InputError(f"the evaluator {ev_name} was trained on {meta.modality} images, but the moving image is "
                              f"{mov_mod} and the target {tgt_mod}: one of them must be {meta.modality}. "
                              "Choose another evaluator, or another similarity (mi, ncc, mind)")
-        if meta.dim != ndim:
-            raise InputError(f"the evaluator {ev_name} is {meta.dim}D and the layers are {ndim}D: IMSE registration "
-                             f"needs a {ndim}D evaluator (a checkpoint file), or use mi, ncc or mind")
+        if meta.dim != plan.dim:
+            raise InputError(f"the evaluator {ev_name} is {meta.dim}D and these layers are registered in {plan.dim}D "
+                             f"({plan.reason}): choose dimension {meta.dim}, a {plan.dim}D evaluator (a checkpoint "
+                             "file), or mi, ncc or mind")
         # the unknown one is simply "not the evaluator's modality"
         mov_mod = mov_mod or "other"
         tgt_mod = tgt_mod or "other"
         sim = similarity(name, evaluator=model, evaluator_modality=meta.modality,
                          moving_modality=mov_mod, target_modality=tgt_mod)
-        return sim, f"{name} ({ev_name}, {mov_mod} -> {tgt_mod})"
+        return sim, f"{name} ({ev_name}, {mov_mod} -> {tgt_mod})", evaluator_spacing(meta)
 
     def prepare(self) -> dict:
         """Check the inputs and build everything the optimisation needs (main thread)."""
@@ -452,16 +451,22 @@ class RegisterWidget(_Base):
             raise InputError(f"iterations must be at least {MIN_ITERATIONS} (one per stage: affine and 3 levels)")
         if mov_layer is tgt_layer:
             raise InputError("moving and target are the same layer")
-        sim, sim_name = self._similarity(mov_layer, tgt_layer, tgt_layer.ndim)
-        moving = to_unit_range(on_grid(mov_layer, tgt_layer), _modality(self.moving_modality.value, mov_layer) or "mr")
-        target = to_unit_range(np.asarray(tgt_layer.data), _modality(self.target_modality.value, tgt_layer) or "mr")
-        moving_p, crop = _pad4(moving)
-        target_p, _ = _pad4(target)
+        affine = layer_affine(tgt_layer)
+        try:
+            dim = None if self.dimension.value == "auto" else int(self.dimension.value)
+            plan = registration_plan(tgt_layer.data.shape, affine, dim)
+        except ValueError as err:
+            raise InputError(str(err).replace("--dim", "dimension")) from None
+        sim, sim_name, spacing = self._similarity(mov_layer, tgt_layer, plan)
+        moving = to_unit_range(on_grid(mov_layer, tgt_layer), _modality(self.moving_modality.value, mov_layer) or "mr",
+                               name=repr(mov_layer.name))
+        target = to_unit_range(np.asarray(tgt_layer.data), _modality(self.target_modality.value, tgt_layer) or "mr",
+                               name=repr(tgt_layer.name))
         return {
             "moving_layer": mov_layer, "target_layer": tgt_layer, "similarity": sim, "similarity_name": sim_name,
-            "moving": torch.from_numpy(np.ascontiguousarray(moving_p, dtype=np.float32))[None, None],
-            "target": torch.from_numpy(np.ascontiguousarray(target_p, dtype=np.float32))[None, None],
-            "crop": crop, "iterations": int(self.iterations.value),
+            "moving": np.ascontiguousarray(moving, dtype=np.float32),
+            "target": np.ascontiguousarray(target, dtype=np.float32), "affine": affine, "plan": plan,
+            "working_spacing": spacing, "iterations": int(self.iterations.value),
             "moving_labels": None if mov_lab is None else on_grid(mov_lab, tgt_layer, order=0),
             "moving_labels_name": None if mov_lab is None else mov_lab.name,
             "target_labels": None if tgt_lab is None else np.asarray(tgt_lab.data),
@@ -477,10 +482,10 @@ class RegisterWidget(_Base):
         self.running = True
         self.run_button.enabled = False
         self.cancel_button.enabled = True
-        self.progress.max = job["iterations"]
+        self.progress.max = job["iterations"] * job["plan"].n_slices
         self.progress.value = 0
         self._start_time = time.perf_counter()
-        self.status.value = f"registering with {job['similarity_name']}..."
+        self.status.value = f"registering with {job['similarity_name']} in {job['plan'].reason}..."
 
         def callback(step, total, loss):
             self._emitter.step.emit(int(step), int(total), float(loss))
@@ -488,14 +493,14 @@ class RegisterWidget(_Base):
 
         def optimise():
             # errors come back as values: a worker that raises re-raises in napari's event loop
-            from imse_study.registration.instance import optimise_field
+            from imse_study.registration.files import register_arrays
 
             try:
-                field = optimise_field(job["moving"], job["target"], job["similarity"],
-                                       iterations=job["iterations"], callback=callback)
+                field = register_arrays(job["moving"], job["target"], job["affine"], job["similarity"], job["plan"],
+                                        job["working_spacing"], callback=callback, iterations=job["iterations"])
             except Exception as err:  # noqa: BLE001 - shown to the user in _on_error
                 return ("error", err)  # a tuple: superqt re-raises a returned exception itself
-            return ("ok", field[0].detach().numpy())
+            return ("ok", field)
 
         worker = create_worker(optimise)
         worker.returned.connect(self._on_returned)
@@ -509,7 +514,9 @@ class RegisterWidget(_Base):
         self.progress.max = total
         self.progress.value = step
         if not self._cancel:
-            self.status.value = f"step {step}/{total}, loss {loss:.4f}"
+            plan, per_slice = self._job["plan"], self._job["iterations"]
+            where = f"slice {(step - 1) // per_slice + 1}/{plan.n_slices}, " if plan.slicewise else ""
+            self.status.value = f"{where}step {step}/{total}, loss {loss:.4f}"
 
     def _on_error(self, err: Exception) -> None:
         from imse_study.registration.instance import RegistrationCancelled
@@ -547,19 +554,17 @@ class RegisterWidget(_Base):
 
         job = self._job
         seconds = time.perf_counter() - self._start_time
-        crop = job["crop"]
-        field = np.ascontiguousarray(field[(slice(None), *crop)])
+        field = np.ascontiguousarray(field, dtype=np.float32)
         tgt_layer = job["target_layer"]
         geometry = {"scale": tgt_layer.scale, "translate": tgt_layer.translate}
         disp = torch.from_numpy(field)[None]
-        moving = job["moving"][(slice(None), slice(None), *crop)]
-        warped = warp(moving, disp)[0, 0].numpy()
+        warped = np.clip(warp(torch.from_numpy(job["moving"])[None, None], disp)[0, 0].numpy(), -1.0, 1.0)
         name = job["moving_layer"].name
         self._replace(f"{name} registered", "image", warped, colormap="gray", contrast_limits=(-1.0, 1.0),
                       metadata={"similarity": job["similarity_name"]}, **geometry)
         self._add_deformation(f"{name} deformation", field, geometry)
         out = {"displacement": field, "warped": warped, "seconds": seconds, "similarity": job["similarity_name"]}
-        message = f"done with {job['similarity_name']} in {seconds:.1f} s"
+        message = f"done with {job['similarity_name']} in {job['plan'].reason}, {seconds:.1f} s"
         if job["moving_labels"] is not None:
             labels = job["moving_labels"]
             lab_t = torch.from_numpy(np.ascontiguousarray(labels.astype(np.int64)))[None, None]
