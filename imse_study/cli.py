@@ -13,18 +13,24 @@ from imse_study.config import PROFILE_NAMES
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from imse_study.data.phantom import LABELS, load_phantom
-    from imse_study.data.phantom_export import write_phantom_nifti
+    from imse_study.data.phantom import LABELS, check_version, load_phantom
+    from imse_study.data.phantom_export import montage_sets, write_phantom_nifti
 
+    version = check_version(args.version, args.variant, args.split)  # a bad choice: one line, before any work
     start = time.perf_counter()
-    written = write_phantom_nifti(args.out, split=args.split, dim=args.dim, profile=args.profile)
+    written = write_phantom_nifti(args.out, split=args.split, dim=args.dim, profile=args.profile, version=version,
+                                  variant=args.variant)
     subjects = sum(1 for p in written if p.name.endswith("_labels.nii.gz"))
+    kind = f"version {version}" + (f", variant {args.variant}" if args.variant else "")
     print(f"wrote {len(written)} files for {subjects} {args.split} subjects ({args.dim}D, profile "
-          f"{args.profile}) to {args.out} in {time.perf_counter() - start:.1f} s")
+          f"{args.profile}, {kind}) to {args.out} in {time.perf_counter() - start:.1f} s")
     if args.montage:
         from imse_study.viz import phantom_montage, save_figure
 
-        sets = {"2D axial": load_phantom(args.split, 2, args.profile), "3D": load_phantom(args.split, 3, args.profile)}
+        if version == 1 and args.variant is None:
+            sets = {"2D axial": load_phantom(args.split, 2, args.profile), "3D": load_phantom(args.split, 3, args.profile)}
+        else:
+            sets = montage_sets(args.split, args.profile, version, (args.variant,) if args.variant else ())
         path = save_figure(phantom_montage(sets, LABELS), args.montage)
         print(f"montage: {path}")
     return 0
@@ -179,6 +185,8 @@ def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imse_study.data.appearance import VARIANTS
+
     parser = argparse.ArgumentParser(
         prog="imse-study",
         description="IMSE (CVPR 2023) reproduced as a tool: phantom data, evaluator, registration.",
@@ -191,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="sizes and subject counts")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--montage", type=Path, help="also save a PNG montage of every modality and the labels")
+    p.add_argument("--version", type=int, help="phantom version: 1 (the default, what the shipped models know) or 2 "
+                                               "(literature contrasts at 1.5 and 3 T, per-subject appearance)")
+    p.add_argument("--variant", choices=tuple(VARIANTS), metavar="NAME",
+                   help=f"version 2, test split: a held-out appearance ({', '.join(VARIANTS)})")
     p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("train-evaluator", help="train an IMSE evaluator on one modality (Eq. 5)")

@@ -17,7 +17,10 @@ class PhantomConfig:
     """Sizes and counts of the bundled phantom for one profile.
 
     The 2D field of view is 240 x 240 mm (BraTS' 240 x 240 px at 1 mm), so ``size2d`` sets the
-    pixel spacing. The 3D field of view is 160 x 240 x 240 mm (axes z, y, x).
+    pixel spacing. The 3D field of view is 160 x 240 x 240 mm (axes z, y, x). The phantom's version
+    and held-out variant are not profile settings: each call of ``load_phantom`` names them, and
+    version 2's appearance ranges live in :mod:`imse_study.data.appearance` (the same for every
+    profile). Adding a field here changes every cached set's key.
     """
 
     size2d: tuple[int, int]

@@ -3,14 +3,26 @@
 Anatomy comes from the ICBM 2009a template that nilearn's wheel ships (a skull-stripped T1 and grey
 and white matter probability maps at 1 mm). From it we derive CSF, the ventricles, and procedural
 skull and scalp shells of smoothly varying thickness, so that a CT-like image has bone. Every
-voxel holds tissue *fractions* (partial volume); each modality is the fraction-weighted sum of one
-tissue-property table:
+voxel holds tissue *fractions* (partial volume); each modality is the fraction-weighted sum of a
+tissue-property table (:mod:`imse_study.data.tissues`):
 
-* MR (``t1``, ``t2``, ``pd``): the spin-echo signal equation ``S = PD (1 - exp(-TR/T1)) exp(-TE/T2)``
-  with approximate 1.5 T relaxation times from the literature, then a smooth multiplicative bias
-  field and Rician noise. The T1 image also carries the template's own texture inside the brain.
-* CT: Hounsfield units (air -1000, fat-rich scalp, CSF, grey and white matter, bone ~1100 with a
-  smooth diploe-like variation), then Gaussian noise. CT has no bias field.
+* MR (``t1``, ``t2``, ``pd``): the spin-echo signal equation ``S = PD (1 - exp(-TR/T1)) exp(-TE/T2)``,
+  then a smooth multiplicative bias field and Rician noise. The template's own texture inside the
+  brain is kept.
+* CT: Hounsfield units (air -1000, fat, CSF, grey and white matter, bone with a smooth variation),
+  then Gaussian noise. CT has no bias field.
+
+Two versions exist, chosen by ``version`` (default :data:`PHANTOM_VERSION`):
+
+* **1** (frozen: the shipped models and the book were made on it): approximate 1.5 T values, one
+  fat-rich scalp tissue, conventional spin echo (fat mid-grey on T2), PD with CSF darker than grey
+  matter, and one appearance for every subject.
+* **2**: literature relaxation times at 1.5 and 3 T, each number with its source; fast spin echo
+  for T2 and PD (fat bright, CSF the brightest brain tissue on T2 and PD, as on clinical scans);
+  the scalp split into skin and subcutaneous fat, marrow inside the skull; and an appearance drawn
+  per subject from its id (field strength, sequence timing, bias, noise, blur, slice thickness,
+  skull and scalp thickness, head size: :mod:`imse_study.data.appearance`). Named held-out
+  **variants** of the test split (``variant="noisy"``, ...) lie outside what training draws.
 
 Subjects are the template under a large smooth random deformation (a random affine and a smooth
 displacement field), seeded by subject id, so train, validation and test subjects (disjoint id
@@ -29,7 +41,7 @@ import functools
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,46 +52,31 @@ from tqdm.auto import tqdm
 
 from imse_study.atomic import atomic_write
 from imse_study.config import PhantomConfig, Profile, get_profile
+from imse_study.data.appearance import Appearance, draw_appearance, ranges_for
 from imse_study.data.normalise import normalise_ct, normalise_mr
+from imse_study.data.tissues import V1_SEQUENCES, V1_TISSUES, mr_signal
+from imse_study.data.tissues import V1Tissue as Tissue
 
-PHANTOM_VERSION = 1  # bump when generation changes: it invalidates every cached set
+# The version a caller gets unless it asks for another. A version, once shipped, is frozen: new
+# generation code is a new version number. The cache key holds the version and the variant.
+PHANTOM_VERSION = 1
+PHANTOM_VERSIONS = (1, 2)
 MODALITIES = ("t1", "t2", "pd", "ct")
 LABELS = {"background": 0, "csf": 1, "gm": 2, "wm": 3, "ventricles": 4, "skull": 5, "scalp": 6}
 SPLITS = ("train", "val", "test")
 SPLIT_ID_OFFSET = {"train": 1000, "val": 2000, "test": 3000}
 _ANATOMY_SEED = 20230601  # the template-level procedural anatomy (skull/scalp thickness) is fixed
 
-# Tissue fraction channels of the anatomy volume, in this order.
+# Tissue fraction channels of the version 1 anatomy volume, in this order.
 TISSUES = ("scalp", "skull", "csf", "gm", "wm")
 _EXTRA_CHANNELS = ("ventricles", "t1_texture", "bone_variation")
 
+# Version 1's tissue table and sequences (frozen; version 2's table is tissues.TISSUES).
+TISSUE_TABLE = V1_TISSUES
+SEQUENCES = V1_SEQUENCES
 
-@dataclass(frozen=True)
-class Tissue:
-    """Physical properties of one tissue: proton density (relative), T1 and T2 (ms), CT number (HU)."""
-
-    pd: float
-    t1_ms: float
-    t2_ms: float
-    hu: float
-
-
-# Approximate 1.5 T values (e.g. Wansapura et al., JMRI 1999; Bojorquez et al., MRI 2017; the
-# BrainWeb simulator's tables) and typical CT numbers. "scalp" mixes skin and subcutaneous fat,
-# which makes it bright on T1; cortical bone has almost no MR signal and a high CT number.
-TISSUE_TABLE: dict[str, Tissue] = {
-    "air": Tissue(pd=0.0, t1_ms=1000.0, t2_ms=1.0, hu=-1000.0),
-    "scalp": Tissue(pd=0.90, t1_ms=300.0, t2_ms=85.0, hu=-40.0),
-    "skull": Tissue(pd=0.08, t1_ms=300.0, t2_ms=2.0, hu=1100.0),
-    "csf": Tissue(pd=1.00, t1_ms=4000.0, t2_ms=2000.0, hu=8.0),
-    "gm": Tissue(pd=0.82, t1_ms=1200.0, t2_ms=95.0, hu=40.0),
-    "wm": Tissue(pd=0.70, t1_ms=650.0, t2_ms=80.0, hu=28.0),
-}
-
-# Spin-echo sequences (TR, TE in ms) for the three MR weightings.
-SEQUENCES: dict[str, tuple[float, float]] = {"t1": (500.0, 12.0), "t2": (4000.0, 100.0), "pd": (5000.0, 12.0)}
-
-# Subject variability and acquisition effects.
+# Subject variability and acquisition effects (version 1; version 2 keeps the shape ones and draws
+# the acquisition per subject, see imse_study.data.appearance).
 SUBJECT_ROTATION_DEG = (4.0, 4.0, 8.0)  # about the x, y, z axes
 SUBJECT_SCALING = 0.06
 SUBJECT_TRANSLATION_MM = 4.0
@@ -92,10 +89,24 @@ MR_NOISE = 0.012  # noise sigma relative to the white-matter signal
 CT_NOISE_HU = 8.0
 BLUR_SIGMA_PX = 0.5
 
+# Version 2 only.
+SUB_SLICE_MM = 1.5  # spacing of the sub-slices that integrate a 2D slice's thickness
+MARROW_FAT = 0.6  # fat share of the skull's diploe (fatty marrow between trabeculae)
+BONE_VARIATION_HU = 250.0  # amplitude of the smooth variation of bone's CT number
+SCALP_FAT_VARIATION = 0.15  # smooth spatial variation of the scalp's fat share (e.g. temporal muscle)
+# Tissues of the version 2 fractions, and the label each one counts towards.
+TISSUES_V2 = ("air", "skin", "fat", "bone", "csf", "gm", "wm")
+_LABEL_OF_V2 = {"air": "background", "skin": "scalp", "fat": "scalp", "bone": "skull", "csf": "csf", "gm": "gm",
+                "wm": "wm"}
+
 
 @dataclass
 class PhantomSet:
-    """A split of the phantom: aligned images of every modality with one label map per item."""
+    """A split of the phantom: aligned images of every modality with one label map per item.
+
+    ``appearance`` (version 2) holds one dict per subject, in the order of its first item: the
+    subject id, its field strength, sequences, noise, bias, blur, slice thickness and shape factors.
+    """
 
     images: dict[str, np.ndarray]  # modality -> (N, *S) float32 in [-1, 1]
     labels: np.ndarray  # (N, *S) uint8
@@ -103,6 +114,7 @@ class PhantomSet:
     affines: np.ndarray  # (N, 4, 4) voxel index -> mm (2D items: index (i, j, 0))
     spacing: tuple[float, ...]  # mm per array axis
     dim: int
+    appearance: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -130,6 +142,23 @@ def cache_dir() -> Path:
     return Path(base) / "imse_study"
 
 
+def check_version(version: int | None, variant: str | None = None, split: str = "test") -> int:
+    """The phantom version to use (``None``: :data:`PHANTOM_VERSION`), after checking that
+    ``variant`` exists for it and is asked of the test split."""
+    version = PHANTOM_VERSION if version is None else version
+    if version not in PHANTOM_VERSIONS:
+        raise ValueError(f"unknown phantom version {version!r}: choose one of {', '.join(map(str, PHANTOM_VERSIONS))}")
+    if variant is not None:
+        if version < 2:
+            raise ValueError(
+                f"phantom variants exist from version 2 on: ask for version 2 (--version 2) with variant {variant!r}"
+            )
+        ranges_for(variant)  # an unknown name raises with the list of names
+        if split != "test":
+            raise ValueError(f"variant {variant!r} is a held-out test set: load it with split='test', not {split!r}")
+    return version
+
+
 def load_phantom(
     split: str = "train",
     dim: int = 2,
@@ -137,11 +166,15 @@ def load_phantom(
     modalities: tuple[str, ...] | list[str] = MODALITIES,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    version: int | None = None,
+    variant: str | None = None,
 ) -> PhantomSet:
     """Return one split of the phantom, generating and caching it on first use.
 
     ``dim=2`` gives axial slices (``profile.phantom.slices_per_subject`` per subject, from the
-    slab ``slab_mm``), ``dim=3`` one volume per subject; sizes come from the profile.
+    slab ``slab_mm``), ``dim=3`` one volume per subject; sizes come from the profile. ``version``
+    (default :data:`PHANTOM_VERSION`) picks the generation; ``variant`` (version 2, test split
+    only) one of the held-out appearances in :data:`imse_study.data.appearance.VARIANTS`.
     """
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown:
@@ -150,8 +183,9 @@ def load_phantom(
         raise ValueError(f"dim must be 2 or 3, not {dim!r}")
     prof = get_profile(profile)
     ids = subject_ids(split, prof)
+    version = check_version(version, variant, split)
     folder = Path(cache_dir) if cache_dir is not None else globals()["cache_dir"]()
-    path = folder / f"phantom-{_cache_key(prof.phantom, split, dim)}.npz"
+    path = folder / f"phantom-{_cache_key(prof.phantom, split, dim, version, variant)}.npz"
     if path.exists():
         try:
             full = _read_set(path, tuple(modalities))
@@ -160,7 +194,7 @@ def load_phantom(
     else:
         full = None
     if full is None:
-        full = _generate_set(ids, dim, prof.phantom, progress=progress)
+        full = _generate_set(ids, dim, prof.phantom, progress=progress, version=version, variant=variant)
         _write_set(path, full)
     full.images = {m: full.images[m] for m in modalities}
     return full
@@ -172,9 +206,29 @@ def load_phantom(
 
 @dataclass
 class _Anatomy:
-    volume: torch.Tensor  # (1, C, X, Y, Z) float32: TISSUES then _EXTRA_CHANNELS
+    volume: torch.Tensor  # (1, C, X, Y, Z) float32: version 1 TISSUES then _EXTRA_CHANNELS
     origin_mm: np.ndarray  # world position of voxel (0, 0, 0)
     shape: tuple[int, int, int]
+    brain_centre_mm: np.ndarray
+
+
+@dataclass
+class _Template:
+    """The template's maps and the procedural shell fields that both versions build on (1 mm)."""
+
+    template: np.ndarray
+    brain: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    csf_in: np.ndarray
+    signed: np.ndarray  # signed distance (mm) to a smooth hull around the brain, > 0 outside
+    gap: np.ndarray  # brain hull to the inner skull surface (mm)
+    skull_thickness: np.ndarray
+    scalp_thickness: np.ndarray
+    bone_variation: np.ndarray
+    ventricles: np.ndarray
+    texture: np.ndarray  # the template's T1 detail against version 1's T1 signal model
+    origin_mm: np.ndarray
     brain_centre_mm: np.ndarray
 
 
@@ -195,8 +249,8 @@ def _ramp(t: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _anatomy() -> _Anatomy:
-    """Tissue fractions of the template head (1 mm), with procedural skull and scalp."""
+def _template() -> _Template:
+    """The template's tissue maps, its ventricles and texture, and the fields the shells follow."""
     from nilearn import datasets  # imported lazily: nilearn is slow to import
 
     t1_img = datasets.load_mni152_template(resolution=1)
@@ -224,13 +278,7 @@ def _anatomy() -> _Anatomy:
     gap = 2.0 + 0.6 * _smooth_field(shape, rng, 8, 1.5)
     skull_thickness = 6.0 + 1.3 * _smooth_field(shape, rng, 8, 1.5)
     scalp_thickness = 5.0 + 1.2 * _smooth_field(shape, rng, 8, 1.5)
-    inner = gap
-    outer_skull = inner + skull_thickness
-    outer_scalp = outer_skull + scalp_thickness
-    inside_skull = 1.0 - _ramp(signed - inner)
-    skull = _ramp(signed - inner) - _ramp(signed - outer_skull)
-    scalp = _ramp(signed - outer_skull) - _ramp(signed - outer_scalp)
-    csf = csf_in + np.clip(inside_skull - brain, 0.0, 1.0)
+    bone_variation = _smooth_field(shape, rng, 6, 1.0)
 
     ventricles = _ventricles(csf_in, origin)
     # T1 texture: the template's own detail, as a residual against the tissue model's T1 signal.
@@ -239,13 +287,52 @@ def _anatomy() -> _Anatomy:
     design = np.stack([template[inside], np.ones(int(inside.sum()), np.float32)], 1)
     scale, offset = np.linalg.lstsq(design, model_t1[inside], rcond=None)[0]
     texture = (scale * template + offset - model_t1) * brain
-    bone_variation = _smooth_field(shape, rng, 6, 1.0)
-
-    channels = [scalp, skull, csf, gm, wm, ventricles, texture, bone_variation]
-    volume = torch.from_numpy(np.stack(channels).astype(np.float32))[None]
     idx = np.argwhere(inside)
     centre = origin + (idx.min(0) + idx.max(0)) / 2.0
-    return _Anatomy(volume=volume, origin_mm=origin, shape=shape, brain_centre_mm=centre)
+    return _Template(template=template, brain=brain, gm=gm, wm=wm, csf_in=csf_in, signed=signed, gap=gap,
+                     skull_thickness=skull_thickness, scalp_thickness=scalp_thickness,
+                     bone_variation=bone_variation, ventricles=ventricles, texture=texture, origin_mm=origin,
+                     brain_centre_mm=centre)
+
+
+@functools.lru_cache(maxsize=1)
+def _anatomy() -> _Anatomy:
+    """Version 1: tissue fractions of the template head (1 mm), with procedural skull and scalp."""
+    t = _template()
+    inner = t.gap
+    outer_skull = inner + t.skull_thickness
+    outer_scalp = outer_skull + t.scalp_thickness
+    inside_skull = 1.0 - _ramp(t.signed - inner)
+    skull = _ramp(t.signed - inner) - _ramp(t.signed - outer_skull)
+    scalp = _ramp(t.signed - outer_skull) - _ramp(t.signed - outer_scalp)
+    csf = t.csf_in + np.clip(inside_skull - t.brain, 0.0, 1.0)
+    channels = [scalp, skull, csf, t.gm, t.wm, t.ventricles, t.texture, t.bone_variation]
+    volume = torch.from_numpy(np.stack(channels).astype(np.float32))[None]
+    return _Anatomy(volume=volume, origin_mm=t.origin_mm, shape=t.template.shape, brain_centre_mm=t.brain_centre_mm)
+
+
+# Channels of the version 2 anatomy volume: the shells are built per subject from these fields.
+_V2_CHANNELS = ("inner_distance", "skull_thickness", "scalp_thickness", "brain", "gm", "wm", "ventricles",
+                "wm_shift", "bone_variation")
+
+
+@functools.lru_cache(maxsize=1)
+def _anatomy_v2() -> _Anatomy:
+    """Version 2: the fields a subject's tissue fractions are built from (see :func:`_fractions_v2`).
+
+    The template's texture becomes ``wm_shift``: its T1 residual over version 1's WM-GM T1
+    contrast, i.e. how much more white-matter-like (or, negative, grey-matter-like) a voxel looks
+    than its tissue maps say; each modality then shows it with its own WM-GM contrast.
+    """
+    t = _template()
+    wm_gm_t1 = _mr_signal(TISSUE_TABLE["wm"], "t1") - _mr_signal(TISSUE_TABLE["gm"], "t1")
+    channels = {
+        "inner_distance": t.signed - t.gap, "skull_thickness": t.skull_thickness,
+        "scalp_thickness": t.scalp_thickness, "brain": t.brain, "gm": t.gm, "wm": t.wm, "ventricles": t.ventricles,
+        "wm_shift": t.texture / wm_gm_t1, "bone_variation": t.bone_variation,
+    }
+    volume = torch.from_numpy(np.stack([channels[c] for c in _V2_CHANNELS]).astype(np.float32))[None]
+    return _Anatomy(volume=volume, origin_mm=t.origin_mm, shape=t.template.shape, brain_centre_mm=t.brain_centre_mm)
 
 
 def _ventricles(csf_in: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -263,7 +350,7 @@ def _ventricles(csf_in: np.ndarray, origin: np.ndarray) -> np.ndarray:
 
 
 def _mr_signal(tissue: Tissue, weighting: str) -> float:
-    """Spin-echo signal S = PD (1 - exp(-TR/T1)) exp(-TE/T2) of one tissue."""
+    """Version 1's spin-echo signal S = PD (1 - exp(-TR/T1)) exp(-TE/T2) of one tissue."""
     tr, te = SEQUENCES[weighting]
     return tissue.pd * (1.0 - np.exp(-tr / tissue.t1_ms)) * np.exp(-te / tissue.t2_ms)
 
@@ -317,15 +404,26 @@ def _rotation(angles_deg: np.ndarray) -> np.ndarray:
 
 def _subject_points(points: np.ndarray, anatomy: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Map subject-space points (..., 3) to template points: random affine + smooth field."""
+    return _subject_mapping(points, anatomy, rng)[0]
+
+
+def _subject_mapping(
+    points: np.ndarray, anatomy: _Anatomy, rng: np.random.Generator, head_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Template points of subject-space ``points`` (..., 3) and the mapping's linear part (3, 3):
+    a random affine (a head ``head_scale`` times the template's size) plus a smooth field."""
     centre = anatomy.brain_centre_mm
     matrix = _rotation(rng.uniform(-1, 1, 3) * np.array(SUBJECT_ROTATION_DEG)) @ np.diag(
         1.0 + rng.uniform(-SUBJECT_SCALING, SUBJECT_SCALING, 3)
     )
+    if head_scale != 1.0:
+        matrix = matrix / head_scale
     shift = rng.uniform(-SUBJECT_TRANSLATION_MM, SUBJECT_TRANSLATION_MM, 3)
     mapped = (points - centre) @ matrix.T + centre + shift
-    return mapped + _smooth_random_field(
+    mapped = mapped + _smooth_random_field(
         points, anatomy, rng, 3, SUBJECT_DISPLACEMENT_CELL_MM, SUBJECT_DISPLACEMENT_MM
     )
+    return mapped, matrix
 
 
 def _smooth_random_field(
@@ -370,9 +468,9 @@ def _blur(images: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _subject(subject: int, dim: int, cfg: PhantomConfig) -> dict[str, np.ndarray]:
-    """Images of every modality (unscaled), labels and affines for one subject."""
+    """Version 1: images of every modality (unscaled), labels and affines for one subject."""
     anatomy = _anatomy()
-    rng = np.random.default_rng([PHANTOM_VERSION, subject])
+    rng = np.random.default_rng([1, subject])
     points, affines, spacing = _output_grid(dim, cfg, anatomy.brain_centre_mm)
     template_points = _subject_points(points, anatomy, rng)
     channels = _sample(anatomy.volume, _normalised(template_points, anatomy)).numpy()
@@ -420,8 +518,145 @@ def _subject(subject: int, dim: int, cfg: PhantomConfig) -> dict[str, np.ndarray
     return out
 
 
-def _generate_set(ids: list[int], dim: int, cfg: PhantomConfig, progress: bool = False) -> PhantomSet:
-    parts = [_subject(s, dim, cfg) for s in tqdm(ids, desc=f"phantom {dim}D", disable=not progress)]
+# --------------------------------------------------------------------------------------------
+# Version 2 subjects
+
+
+def _fractions_v2(channels: np.ndarray, look: Appearance) -> dict[str, np.ndarray]:
+    """Tissue fractions (``TISSUES_V2``) from sampled version 2 anatomy ``channels`` (..., C).
+
+    Going out from the brain: CSF up to the inner skull surface, the skull (outer and inner tables
+    of cortical bone with marrow-filled diploe between them), the scalp (subcutaneous fat mixed
+    with connective tissue and muscle, then the skin). Thicknesses are the template's fields times
+    the subject's factors. Also returns ``ventricles``, ``wm_shift`` and ``bone_variation``.
+    """
+    c = {name: channels[..., i] for i, name in enumerate(_V2_CHANNELS)}
+    d = c["inner_distance"]
+    skull_t = look.skull_scale * c["skull_thickness"]
+    scalp_t = look.scalp_scale * c["scalp_thickness"]
+    skin_t = np.minimum(look.skin_mm, 0.5 * scalp_t)
+    inside_skull = 1.0 - _ramp(d)
+    skull = _ramp(d) - _ramp(d - skull_t)
+    diploe = _ramp(d - 0.5 * (1.0 - look.diploe) * skull_t) - _ramp(d - 0.5 * (1.0 + look.diploe) * skull_t)
+    outer = skull_t + scalp_t
+    scalp = _ramp(d - skull_t) - _ramp(d - outer)
+    skin = _ramp(d - (outer - skin_t)) - _ramp(d - outer)
+    fat_share = np.clip(look.scalp_fat + SCALP_FAT_VARIATION * c["bone_variation"], 0.0, 1.0)
+    subcutaneous = np.clip(scalp - skin, 0.0, 1.0)
+    brain = np.clip(c["brain"], 0.0, 1.0)
+    gm, wm = np.clip(c["gm"], 0.0, 1.0), np.clip(c["wm"], 0.0, 1.0)
+    out = {
+        "skin": skin + (1.0 - fat_share) * subcutaneous,
+        "fat": fat_share * subcutaneous + MARROW_FAT * diploe,
+        "bone": skull - MARROW_FAT * diploe,
+        "csf": np.clip(brain - gm - wm, 0.0, 1.0) + np.clip(inside_skull - brain, 0.0, 1.0),
+        "gm": gm,
+        "wm": wm,
+    }
+    out["air"] = np.clip(1.0 - sum(out.values()), 0.0, 1.0)
+    out.update(ventricles=c["ventricles"], wm_shift=c["wm_shift"], bone_variation=c["bone_variation"])
+    return out
+
+
+def _slice_profile(dim: int, slice_mm: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Offsets (mm, along the slice normal) of the sub-slices a 2D slice integrates, and each
+    modality's weights over them: a box as wide as its slice thickness. 3D volumes take one
+    sub-slice (their through-plane extent is a blur, see :func:`_blur_v2`)."""
+    widest = max(slice_mm.values())
+    count = int(np.ceil(widest / SUB_SLICE_MM)) | 1  # odd: the middle sub-slice is the slice itself
+    if dim == 3 or count == 1:
+        return np.zeros(1), {m: np.ones(1) for m in slice_mm}
+    offsets = np.linspace(-widest / 2, widest / 2, count)
+    step = offsets[1] - offsets[0]
+    weights = {}
+    for m, thickness in slice_mm.items():
+        w = np.clip((thickness / 2 - np.abs(offsets)) / step + 0.5, 0.0, 1.0)
+        weights[m] = w / w.sum()
+    return offsets, weights
+
+
+def _blur_v2(image: np.ndarray, dim: int, blur_px: float, slice_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
+    """In-plane Gaussian blur of ``blur_px``; in 3D also through-plane, a Gaussian as wide (FWHM)
+    as the slice thickness or the slice spacing, whichever is larger (the first axis holds the items)."""
+    if dim == 2:
+        return ndi.gaussian_filter(image, (0.0, blur_px, blur_px))
+    through = max(slice_mm, spacing[0]) / (2.0 * np.sqrt(2.0 * np.log(2.0))) / spacing[0]
+    return ndi.gaussian_filter(image, (0.0, through, blur_px, blur_px))
+
+
+def _mixed(fractions: dict[str, np.ndarray], weights: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The ``names`` fractions (..., K) averaged over their K sub-slices with ``weights`` (partial
+    volume across the slice)."""
+    return {n: fractions[n] @ weights.astype(fractions[n].dtype) for n in names}
+
+
+def _image_v2(modality: str, mixed: dict[str, np.ndarray], look: Appearance) -> np.ndarray:
+    """The unscaled, noise-free image of ``modality`` from mixed fractions."""
+    if modality == "ct":
+        hu = {t: look.tissues[t].hu for t in TISSUES_V2}
+        image = sum(mixed[t] * hu[t] for t in TISSUES_V2) + BONE_VARIATION_HU * mixed["bone_shift"]
+        return image + look.texture_gain * mixed["wm_shift"] * (hu["wm"] - hu["gm"])
+    signal = {t: mr_signal(look.tissues[t], look.sequences[modality], look.field_t) for t in TISSUES_V2}
+    image = sum(mixed[t] * signal[t] for t in TISSUES_V2)
+    return image + look.texture_gain * mixed["wm_shift"] * (signal["wm"] - signal["gm"])
+
+
+def _subject_v2(subject: int, dim: int, cfg: PhantomConfig, variant: str | None = None) -> dict:
+    """Version 2: images of every modality (scaled), labels, affines and the drawn appearance.
+
+    Three random streams per subject: shape, appearance and noise. A variant changes only the
+    appearance ranges, so its subject has the plain subject's anatomy and noise pattern.
+    """
+    anatomy = _anatomy_v2()
+    shape_rng, look_rng, noise_rng = (np.random.default_rng([2, subject, k]) for k in range(3))
+    look = draw_appearance(look_rng, ranges_for(variant))
+    points, affines, spacing = _output_grid(dim, cfg, anatomy.brain_centre_mm)
+    template_points, matrix = _subject_mapping(points, anatomy, shape_rng, look.head_scale)
+    offsets, weights = _slice_profile(dim, look.slice_mm)
+    # The sub-slices of a pixel lie next to each other in the sampling grid (template memory too).
+    sub_points = template_points[..., None, :] + offsets[:, None] * matrix[:, 2]  # (..., K, 3)
+    fractions = _fractions_v2(_sample(anatomy.volume, _normalised(sub_points, anatomy)).numpy(), look)
+    fractions["bone_shift"] = fractions["bone"] * fractions["bone_variation"]
+    spatial = points.shape[:-1]
+    names = (*TISSUES_V2, "wm_shift", "bone_shift")
+
+    out: dict = {}
+    for modality in MODALITIES:
+        image = _image_v2(modality, _mixed(fractions, weights[modality], names), look).astype(np.float32)
+        image = _blur_v2(image, dim, look.blur_px[modality], look.slice_mm[modality], spacing)
+        if modality == "ct":
+            out["ct"] = normalise_ct(image + noise_rng.normal(0.0, look.ct_noise_hu, spatial))
+            continue
+        log_bias = _smooth_random_field(points, anatomy, noise_rng, 1, BIAS_CELL_MM, look.bias_rms[modality])[..., 0]
+        image = image * np.exp(log_bias)
+        sigma = look.noise[modality] * mr_signal(look.tissues["wm"], look.sequences[modality], look.field_t)
+        image = np.hypot(image + noise_rng.normal(0.0, sigma, spatial), noise_rng.normal(0.0, sigma, spatial))
+        out[modality] = np.stack([normalise_mr(item) for item in image])
+
+    centre = {name: f[..., len(offsets) // 2] for name, f in fractions.items()}  # the slice itself, offset 0
+    stacked = np.stack([centre[t] for t in TISSUES_V2], -1)
+    order = np.array([LABELS[_LABEL_OF_V2[t]] for t in TISSUES_V2])
+    # Tissues of one label are summed before the arg-max (skin + fat: scalp; bone with marrow: skull).
+    by_label = np.zeros(stacked.shape[:-1] + (len(LABELS),), np.float32)
+    for i, value in enumerate(order):
+        by_label[..., value] += stacked[..., i]
+    labels = np.argmax(by_label, -1).astype(np.uint8)
+    labels[(labels == LABELS["csf"]) & (centre["ventricles"] > 0.5)] = LABELS["ventricles"]
+    out["labels"] = labels
+    out["affines"] = affines
+    out["spacing"] = np.asarray(spacing)
+    out["appearance"] = {"subject": int(subject), **look.summary()}
+    return out
+
+
+def _generate_set(
+    ids: list[int], dim: int, cfg: PhantomConfig, progress: bool = False, version: int = 1, variant: str | None = None
+) -> PhantomSet:
+    make = functools.partial(_subject, dim=dim, cfg=cfg)
+    if version == 2:
+        make = functools.partial(_subject_v2, dim=dim, cfg=cfg, variant=variant)
+    desc = f"phantom v{version} {dim}D" + (f" {variant}" if variant else "")
+    parts = [make(s) for s in tqdm(ids, desc=desc, disable=not progress)]
     per_subject = parts[0]["labels"].shape[0]
     return PhantomSet(
         images={m: np.concatenate([p[m] for p in parts]).astype(np.float32) for m in MODALITIES},
@@ -430,6 +665,7 @@ def _generate_set(ids: list[int], dim: int, cfg: PhantomConfig, progress: bool =
         affines=np.concatenate([p["affines"] for p in parts]),
         spacing=tuple(float(s) for s in parts[0]["spacing"]),
         dim=dim,
+        appearance=[p["appearance"] for p in parts if "appearance" in p],
     )
 
 
@@ -437,10 +673,15 @@ def _generate_set(ids: list[int], dim: int, cfg: PhantomConfig, progress: bool =
 # Cache
 
 
-def _cache_key(cfg: PhantomConfig, split: str, dim: int) -> str:
-    spec = {"version": PHANTOM_VERSION, "split": split, "dim": dim, "config": asdict(cfg)}
+def _cache_key(cfg: PhantomConfig, split: str, dim: int, version: int = 1, variant: str | None = None) -> str:
+    """File stem of a cached set. Version 1 keeps its original key, so existing caches stay valid."""
+    if version == 1:
+        spec = {"version": 1, "split": split, "dim": dim, "config": asdict(cfg)}
+        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{split}-{dim}d-{digest}"
+    spec = {"version": version, "variant": variant, "split": split, "dim": dim, "config": asdict(cfg)}
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{split}-{dim}d-{digest}"
+    return f"v{version}-{variant or 'base'}-{split}-{dim}d-{digest}"
 
 
 def _write_set(path: Path, data: PhantomSet) -> None:
@@ -450,6 +691,7 @@ def _write_set(path: Path, data: PhantomSet) -> None:
             np.savez_compressed(
                 f, labels=data.labels, subjects=data.subjects, affines=data.affines,
                 spacing=np.asarray(data.spacing), dim=np.asarray(data.dim),
+                appearance=np.asarray(json.dumps(data.appearance)),
                 **{f"image_{m}": v for m, v in data.images.items()},
             )
 
@@ -463,4 +705,5 @@ def _read_set(path: Path, modalities: tuple[str, ...] = MODALITIES) -> PhantomSe
             images={m: z[f"image_{m}"] for m in modalities},
             labels=z["labels"], subjects=z["subjects"], affines=z["affines"],
             spacing=tuple(float(s) for s in z["spacing"]), dim=int(z["dim"]),
+            appearance=json.loads(str(z["appearance"])) if "appearance" in z.files else [],
         )
