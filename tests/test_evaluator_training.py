@@ -191,7 +191,7 @@ def test_early_stopping_keeps_the_best_and_its_command_reproduces_it(tmp_path):
 def test_time_limit_with_a_schedule_records_its_span(tmp_path):
     budget = {"lr_schedule": "cosine"}
     timed = train_evaluator(tmp_path / "t", "t1", 2, "smoke", progress=False, budget=budget, time_limit=1e-9)
-    model, meta = load_evaluator(timed.checkpoint)
+    meta = load_evaluator(timed.checkpoint)[1]
     assert meta.command.endswith("--epochs 1 --lr-schedule cosine --schedule-epochs 2")
     same = train_evaluator(tmp_path / "e", "t1", 2, "smoke", progress=False, epochs=1,
                            budget={**budget, "schedule_epochs": 2})
@@ -222,7 +222,7 @@ def test_old_checkpoints_without_arch_load_as_the_resnet(tmp_path):
 
 
 def test_phantom_version_reaches_the_loader_only_when_given(tmp_path, monkeypatch):
-    import imse_study.data.phantom as phantom
+    from imse_study.data import phantom
 
     real, seen = phantom.load_phantom, []
 

@@ -554,10 +554,10 @@ class AppearanceRange:
 
 
 _LEVELS = {
-    "mild": dict(prob=0.5, bias_coeff=0.15, gamma=(0.75, 1.35), blur_sigma=(0.25, 1.0), zoom=(0.6, 1.0),
-                 noise_std=0.03),
-    "strong": dict(prob=0.7, bias_coeff=0.3, gamma=(0.5, 2.0), blur_sigma=(0.25, 1.75), zoom=(0.35, 1.0),
-                   noise_std=0.08),
+    "mild": AppearanceRange(prob=0.5, bias_coeff=0.15, gamma=(0.75, 1.35), blur_sigma=(0.25, 1.0),
+                            zoom=(0.6, 1.0), noise_std=0.03),
+    "strong": AppearanceRange(prob=0.7, bias_coeff=0.3, gamma=(0.5, 2.0), blur_sigma=(0.25, 1.75),
+                              zoom=(0.35, 1.0), noise_std=0.08),
 }
 
 
@@ -572,7 +572,7 @@ def appearance_range(level: str, modality: str = "mr") -> AppearanceRange | None
         raise ValueError(f"unknown appearance level {level!r}: choose one of {', '.join(APPEARANCE_LEVELS)}")
     if level == "none":
         return None
-    spec = AppearanceRange(**_LEVELS[level])
+    spec = _LEVELS[level]
     if modality.lower() == "ct":
         # noise halved: 0.08 of the window's half-width is 100 HU, beyond a diagnostic scan's noise
         spec = AppearanceRange(spec.prob, 0.0, (1.0, 1.0), spec.blur_sigma, spec.zoom, spec.noise_std / 2,
@@ -623,7 +623,12 @@ def acquisition_noise(
 
 def _appearance_of_one(img: torch.Tensor, spec: AppearanceRange, seed: int) -> torch.Tensor:
     """One channel-first sample through the MONAI transforms of ``spec``, seeded by ``seed``."""
-    from monai.transforms import RandAdjustContrast, RandBiasField, RandGaussianSmooth, RandSimulateLowResolution
+    from monai.transforms import (
+        RandAdjustContrast,
+        RandBiasField,
+        RandGaussianSmooth,
+        RandSimulateLowResolution,
+    )
     from monai.utils import convert_to_tensor
 
     state = np.random.RandomState(seed)
