@@ -62,6 +62,30 @@ def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) ->
                         "epochs reached, so its command reproduces the run")
 
 
+_RECIPE_FLAGS = ("arch", "lr_schedule", "warmup_steps", "schedule_epochs", "patience", "min_delta", "appearance",
+                 "precision")
+
+
+def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
+    """The evaluator's opt-in recipe (absent: the profile's, i.e. the paper's recipe)."""
+    p.add_argument("--arch", choices=("resnet", "unet"),
+                   help="resnet: the paper's ResNet generator (default); unet: MONAI's BasicUNet")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                   help="constant (default) or cosine: linear warm-up, then cosine decay over the planned epochs")
+    p.add_argument("--warmup-steps", type=int, help="warm-up steps of the cosine schedule (default 0)")
+    p.add_argument("--schedule-epochs", type=int,
+                   help="epochs the cosine spans (default: --epochs); a --time-limit stop records it")
+    p.add_argument("--patience", type=int,
+                   help="stop after this many epochs without a better validation L1; the best becomes the evaluator")
+    p.add_argument("--min-delta", type=float, help="how much lower the validation L1 must be to count (default 0)")
+    p.add_argument("--appearance", choices=("none", "mild", "strong"),
+                   help="randomise the training modality's look: bias field, gamma, blur, resolution, noise "
+                        "(default none)")
+    p.add_argument("--precision", choices=("float32", "bfloat16"),
+                   help="float32 (default) or bfloat16 autocast of the training forward pass")
+    p.add_argument("--phantom-version", type=int, help="generation of the bundled phantom (default: the loader's)")
+
+
 def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     import torch
 
@@ -72,8 +96,8 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
     result = train_evaluator(
         args.out, modality=args.modality, dim=args.dim, profile=args.profile, noise=args.noise,
         n_range=tuple(args.n_range), seed=args.seed, resume=args.resume, dataset=args.dataset, root=args.root,
-        epochs=args.epochs, device=args.device, budget=_budget(args, ("width", "n_blocks")),
-        time_limit=args.time_limit, overwrite=args.overwrite,
+        epochs=args.epochs, device=args.device, budget=_budget(args, ("width", "n_blocks", *_RECIPE_FLAGS)),
+        time_limit=args.time_limit, overwrite=args.overwrite, phantom_version=args.phantom_version,
     )
     if result.history:
         last = result.history[-1]
@@ -221,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use 1 when "
                    "other work shares the cores)")
     _add_budget_flags(p, network_size=True)
+    _add_evaluator_recipe_flags(p)
     p.set_defaults(func=_cmd_train_evaluator)
 
     p = sub.add_parser("train-registration", help="train VoxelMorph with a similarity (Eq. 6 + 7)")

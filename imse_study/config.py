@@ -34,18 +34,28 @@ class PhantomConfig:
 
 @dataclass(frozen=True)
 class EvaluatorTraining:
-    """Evaluator size and training budget (Eq. 5). ``batch_size`` is per process under torchrun.
+    """Evaluator size and training recipe (Eq. 5). ``batch_size`` is per process under torchrun.
 
-    ``steps_per_epoch=None`` means one pass over the training images per epoch.
+    ``steps_per_epoch=None`` means one pass over the training images per epoch. The fields after
+    ``val_items`` are opt-in; their defaults are the paper's recipe (the ResNet generator, Adam at a
+    constant learning rate, float32, no early stopping, Shuffle Remap as the only appearance change).
     """
 
     width: int
-    n_blocks: int
+    n_blocks: int  # residual blocks of the ResNet generator (unused by ``arch="unet"``)
     batch_size: int
     epochs: int
     steps_per_epoch: int | None
     lr: float = 1e-4
     val_items: int = 32  # validation images (L1) and pairs per other modality (ranking AUC)
+    arch: str = "resnet"  # "resnet" (the paper's generator) or "unet" (MONAI's BasicUNet)
+    lr_schedule: str = "constant"  # "constant" or "cosine" (linear warm-up, then cosine decay to 0)
+    warmup_steps: int = 0  # linear warm-up steps of the "cosine" schedule
+    schedule_epochs: int | None = None  # epochs the cosine spans (None: the run's epochs)
+    patience: int | None = None  # early stopping: epochs without a better validation L1 (None: off)
+    min_delta: float = 0.0  # how much lower the validation L1 must be to count as better
+    appearance: str = "none"  # reference-modality appearance changes: "none", "mild" or "strong"
+    precision: str = "float32"  # "float32" or "bfloat16" (autocast of the training forward pass)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Intensity augmentations: Shuffle Remap (paper section 3.3, Algorithm 1, Eq. 8) and a Bezier shift.
+"""Intensity augmentations: Shuffle Remap (paper section 3.3, Algorithm 1, Eq. 8), a Bezier shift, and
+appearance changes within one modality (bias field, gamma, blur, resolution, noise).
 
 Shuffle Remap is hand-written because no library has it. ``shuffle_remap`` is Algorithm 1 applied
 to a batch ``(B, C, ...)`` of images in [-1, 1]:
@@ -55,6 +56,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -63,6 +65,11 @@ __all__ = [
     "apply_shuffle_remap",
     "shuffle_remap",
     "bezier_shift",
+    "APPEARANCE_LEVELS",
+    "AppearanceRange",
+    "appearance_range",
+    "randomise_appearance",
+    "acquisition_noise",
 ]
 
 _TOLERANCE = 1e-3  # how far outside [-1, 1] an input may be (then clamped)
@@ -519,3 +526,127 @@ def bezier_shift(
     step = slopes.reshape(-1).index_select(0, flat).view_as(xf)
     out = torch.addcmul(base, frac, step).clamp_(-1.0, 1.0)
     return out.reshape(x.shape).to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Appearance within one modality (scanner, protocol, reconstruction)
+
+APPEARANCE_LEVELS = ("none", "mild", "strong")
+
+
+@dataclass(frozen=True)
+class AppearanceRange:
+    """How far :func:`randomise_appearance` and :func:`acquisition_noise` vary one modality's look.
+
+    Each change is applied to a sample with probability ``prob``, its strength uniform in its range.
+    Intensities are in [-1, 1]; ``shift`` says that -1 is "no signal" (MR), so the bias field and
+    gamma act on ``(x + 1) / 2`` in [0, 1] and the result is rescaled as :mod:`imse_study.data.normalise`
+    would (its 99.5th percentile to 1). CT keeps its Hounsfield window: ``bias``/``gamma`` are off.
+    """
+
+    prob: float
+    bias_coeff: float  # Legendre coefficients (degree 3) of the log bias field, uniform in [-c, c]; 0: off
+    gamma: tuple[float, float]  # (1, 1): off
+    blur_sigma: tuple[float, float]  # Gaussian sigma in pixels, per axis; (0, 0): off
+    zoom: tuple[float, float]  # down-sampling factor of the low-resolution simulation; (1, 1): off
+    noise_std: float  # the largest standard deviation of additive Gaussian noise (in [-1, 1] units); 0: off
+    shift: bool = True
+
+
+_LEVELS = {
+    "mild": AppearanceRange(prob=0.5, bias_coeff=0.15, gamma=(0.75, 1.35), blur_sigma=(0.25, 1.0),
+                            zoom=(0.6, 1.0), noise_std=0.03),
+    "strong": AppearanceRange(prob=0.7, bias_coeff=0.3, gamma=(0.5, 2.0), blur_sigma=(0.25, 1.75),
+                              zoom=(0.35, 1.0), noise_std=0.08),
+}
+
+
+def appearance_range(level: str, modality: str = "mr") -> AppearanceRange | None:
+    """The appearance changes of ``level`` (``none``, ``mild``, ``strong``) for ``modality``.
+
+    ``none`` gives ``None`` (no change). MR gets every change; CT (calibrated Hounsfield units: no bias
+    field, no free contrast curve) only blur, resolution and noise, as from another reconstruction
+    kernel, slice thickness or dose (noise at half MR's level).
+    """
+    if level not in APPEARANCE_LEVELS:
+        raise ValueError(f"unknown appearance level {level!r}: choose one of {', '.join(APPEARANCE_LEVELS)}")
+    if level == "none":
+        return None
+    spec = _LEVELS[level]
+    if modality.lower() == "ct":
+        # noise halved: 0.08 of the window's half-width is 100 HU, beyond a diagnostic scan's noise
+        spec = AppearanceRange(spec.prob, 0.0, (1.0, 1.0), spec.blur_sigma, spec.zoom, spec.noise_std / 2,
+                               shift=False)
+    return spec
+
+
+def randomise_appearance(
+    x: torch.Tensor, spec: AppearanceRange, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per sample of ``x`` (B, C, *S) in [-1, 1]: bias field, gamma, blur, lower resolution (in this order).
+
+    MONAI's ``RandBiasField``, ``RandAdjustContrast``, ``RandGaussianSmooth`` and
+    ``RandSimulateLowResolution`` do the work, one sample at a time (they take one channel-first
+    image). They draw from numpy ``RandomState``s, not from a torch generator, so each sample's
+    transforms are seeded from one integer drawn from ``generator``: the result is a function of the
+    generator's state, and a training step seeded by its number repeats exactly on resume. Every
+    channel of a sample shares its draw. The output is in [-1, 1].
+    """
+    _validate_image(x)
+    x = _checked_range(x)
+    if x.numel() == 0:
+        return x.clone()
+    dev = generator.device if generator is not None else torch.device("cpu")
+    seeds = torch.randint(0, 2**31 - 1, (x.shape[0],), generator=generator, device=dev).tolist()
+    return torch.stack([_appearance_of_one(sample, spec, seed) for sample, seed in zip(x, seeds)])
+
+
+def acquisition_noise(
+    x: torch.Tensor, spec: AppearanceRange, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``x`` (B, C, *S) plus Gaussian noise: per sample, with probability ``spec.prob``, a standard
+    deviation uniform in [0, ``spec.noise_std``]; clamped to [-1, 1].
+
+    Written with torch (one draw for the batch from ``generator``, where MONAI's ``RandGaussianNoise``
+    would draw per sample from numpy): the noise of a step repeats exactly on resume.
+    """
+    _validate_image(x)
+    if spec.noise_std <= 0 or x.numel() == 0:
+        return x.clone()
+    dev = generator.device if generator is not None else x.device
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    on = torch.rand(shape, generator=generator, device=dev) < spec.prob
+    std = torch.rand(shape, generator=generator, device=dev) * spec.noise_std * on
+    noise = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype)
+    return (x + noise.to(x.device) * std.to(x.device, x.dtype)).clamp_(-1.0, 1.0)
+
+
+def _appearance_of_one(img: torch.Tensor, spec: AppearanceRange, seed: int) -> torch.Tensor:
+    """One channel-first sample through the MONAI transforms of ``spec``, seeded by ``seed``."""
+    from monai.transforms import (
+        RandAdjustContrast,
+        RandBiasField,
+        RandGaussianSmooth,
+        RandSimulateLowResolution,
+    )
+    from monai.utils import convert_to_tensor
+
+    state = np.random.RandomState(seed)
+    y = (img + 1.0) / 2.0 if spec.shift else img
+    if spec.bias_coeff > 0:
+        bias = RandBiasField(degree=3, coeff_range=(-spec.bias_coeff, spec.bias_coeff), prob=spec.prob)
+        y = bias.set_random_state(state=state)(y)
+        if bias._do_transform:  # rescale as the data's percentile normalisation does
+            y = y / torch.quantile(y.reshape(-1).float(), 0.995).clamp_min(1e-6)
+        y = y.clamp(0.0, 1.0)
+    if spec.gamma != (1.0, 1.0):
+        y = RandAdjustContrast(prob=spec.prob, gamma=spec.gamma).set_random_state(state=state)(y)
+    if spec.blur_sigma[1] > 0:
+        y = RandGaussianSmooth(sigma_x=spec.blur_sigma, sigma_y=spec.blur_sigma, sigma_z=spec.blur_sigma,
+                               prob=spec.prob).set_random_state(state=state)(y)
+    if spec.zoom[0] < 1:
+        mode = "bilinear" if img.dim() == 3 else "trilinear"
+        y = RandSimulateLowResolution(prob=spec.prob, downsample_mode="area", upsample_mode=mode,
+                                      zoom_range=spec.zoom).set_random_state(state=state)(y)
+    out = convert_to_tensor(y, track_meta=False).to(img.dtype)
+    return (out * 2.0 - 1.0 if spec.shift else out).clamp_(-1.0, 1.0)

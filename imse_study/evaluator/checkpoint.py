@@ -21,7 +21,7 @@ import torch
 
 from imse_study.config import PROFILE_NAMES, get_profile
 from imse_study.data.datasets import is_phantom, same_dataset
-from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator
+from imse_study.evaluator.model import OUTPUT_SCALE, Evaluator, build_evaluator
 from imse_study.training import meta_from_dict, package_version, read_payload, save_model_checkpoint, unwrap
 
 
@@ -40,6 +40,8 @@ class EvaluatorMeta:
     profile: str
     dataset: str = "phantom"
     spacing: tuple[float, ...] | None = None  # mm per array axis of the training images; None: not recorded
+    arch: str = "resnet"  # the network (evaluator.model.build_evaluator); older checkpoints are resnet
+    appearance: str = "none"  # the reference modality's appearance changes in training (Eq. 5's inputs)
     steps: int = 0
     epochs: int = 0
     seed: int = 0
@@ -117,7 +119,7 @@ def load_evaluator(
     path: str | Path, modality: str | None = None, dim: int | None = None, map_location: str | torch.device = "cpu",
     dataset: str | None = None,
 ) -> tuple[Evaluator, EvaluatorMeta]:
-    """Build the evaluator stored in ``path``, in eval mode.
+    """Build the evaluator stored in ``path`` (its metadata's ``arch``), in eval mode.
 
     ``modality`` / ``dim`` / ``dataset``, when given, must match what the evaluator was trained on:
     an evaluator trained on CT cannot serve as a T1 reference, a 3D one cannot read 2D images, and
@@ -139,7 +141,10 @@ def load_evaluator(
             f"{Path(path).name} was trained on data set {meta.dataset!r}, not {dataset!r}: train an evaluator on "
             f"{dataset!r} (`imse-study train-evaluator --dataset {dataset} --root DIR --modality {meta.modality}`, "
             "or `-p train True` in a notebook)")
-    model = Evaluator(meta.dim, meta.width, meta.n_blocks)
+    try:
+        model = build_evaluator(meta.dim, meta.width, meta.n_blocks, meta.arch)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err} (written by a newer imse-study? upgrade it)") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

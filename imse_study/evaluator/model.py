@@ -5,6 +5,11 @@ convolution, two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsam
 convolution and tanh, with instance normalisation. MONAI has no such generator, so it is written
 here, compactly, for any number of spatial dimensions. Two input channels (reference, other), one
 output channel. The output is scaled by :data:`OUTPUT_SCALE` (see :class:`Evaluator`).
+
+Beside it, :class:`UNetEvaluator` (an option, not the paper's) wraps MONAI's BasicUNet: skip
+connections carry full-resolution detail to the output, which the generator has to rebuild from a
+quarter-resolution bottleneck. :func:`build_evaluator` picks one by name (the ``arch`` of a
+checkpoint's metadata).
 """
 
 from __future__ import annotations
@@ -74,3 +79,46 @@ class Evaluator(nn.Module):
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class UNetEvaluator(nn.Module):
+    """E(reference, other) as :class:`Evaluator`, with MONAI's BasicUNet inside (``arch="unet"``).
+
+    Four max-pool levels with features ``(w, w, 2w, 4w, 8w, w)`` for ``width = w`` (width 16: about
+    the parameters of the generator with width 16 and 6 blocks), instance normalisation, tanh output
+    scaled by :data:`OUTPUT_SCALE`. BasicUNet pads odd sizes at each level, so any size that the
+    generator accepts (divisible by 4) works.
+    """
+
+    def __init__(self, dim: int = 2, width: int = 16, in_channels: int = 2) -> None:
+        super().__init__()
+        from monai.networks.nets import BasicUNet
+
+        _layers(dim)  # the same check of ``dim`` as the generator
+        self.dim, self.width, self.n_blocks = dim, width, 0
+        w = width
+        self.net = BasicUNet(spatial_dims=dim, in_channels=in_channels, out_channels=1,
+                             features=(w, w, 2 * w, 4 * w, 8 * w, w), norm=("instance", {"affine": True}))
+
+    def forward(self, reference: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        x = reference if other is None else torch.cat([reference, other], dim=1)
+        return OUTPUT_SCALE * torch.tanh(self.net(x))
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+ARCHS = ("resnet", "unet")
+
+
+def build_evaluator(dim: int, width: int, n_blocks: int, arch: str = "resnet") -> nn.Module:
+    """The evaluator network ``arch`` ("resnet": the paper's generator; "unet": :class:`UNetEvaluator`).
+
+    ``n_blocks`` sizes the generator only.
+    """
+    if arch == "resnet":
+        return Evaluator(dim, width, n_blocks)
+    if arch == "unet":
+        return UNetEvaluator(dim, width)
+    raise ValueError(f"unknown evaluator architecture {arch!r}: choose one of {', '.join(ARCHS)}")
