@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn
 
 import numpy as np
 
@@ -136,15 +141,18 @@ def _cmd_train_registration(args: argparse.Namespace) -> int:
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
+    from imse_study.preflight import staged_folder
     from imse_study.registration.files import register_files, summary_text
 
-    summary = register_files(
-        args.moving, args.target, args.output, similarity=args.similarity, evaluator=args.evaluator,
-        moving_modality=args.moving_modality, target_modality=args.target_modality,
-        moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
-        mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
-        dim=None if args.dim == "auto" else int(args.dim),
-    )
+    inputs = (args.moving, args.target, args.moving_labels, args.target_labels)
+    with staged_folder(args.output, inputs) as folder:  # a failed run leaves no partial folder
+        summary = register_files(
+            args.moving, args.target, folder, similarity=args.similarity, evaluator=args.evaluator,
+            moving_modality=args.moving_modality, target_modality=args.target_modality,
+            moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
+            mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
+            dim=None if args.dim == "auto" else int(args.dim),
+        )
     print(summary_text(summary))
     print(f"results in {args.output}: warped.nii.gz, displacement.nii.gz, summary.json")
     return 0
@@ -208,13 +216,97 @@ def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str)
                    help="how to scale the second image to [-1, 1] if it is not already (default mr)")
 
 
+# ------------------------------------------------------------------------------------------------
+# Arguments checked as they are parsed
+
+
+def _at_least(low: float, whole: bool = True, strict: bool = False) -> Callable[[Any], str | None]:
+    """A rule for a number flag: finite and >= ``low`` (> ``low`` when ``strict``)."""
+    expected = f"expected {'a whole number' if whole else 'a number'} {'>' if strict else '>='} {low:g}"
+
+    def problem(value: float) -> str | None:
+        ok = math.isfinite(value) and (value > low if strict else value >= low)
+        return None if ok else expected
+
+    return problem
+
+
+def _device_problem(name: str) -> str | None:
+    """Why torch cannot use device ``name`` here (None when it can)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return "expected a torch device such as cpu, cuda or cuda:0"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            return f"{why}; use --device cpu, or leave --device out"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"only {torch.cuda.device_count()} CUDA GPU(s) are visible (cuda:0 ...)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return "the Apple GPU (mps) is not available; use --device cpu, or leave --device out"
+    elif device.type not in ("cpu", "cuda", "mps"):
+        return f"device type {device.type!r} is not supported; use cpu or cuda"
+    return None
+
+
+def _weight_problem(item: tuple[str, float]) -> str | None:
+    return None if math.isfinite(item[1]) and item[1] >= 0 else "a loss weight must be a number >= 0"
+
+
+# Every flag of every command with a range, by destination: numbers are validated at parse time,
+# so that ``--threads -1`` or ``--smooth-weight -1`` is refused before anything starts.
+_FLAG_RULES: dict[str, Callable[[Any], str | None]] = {
+    **dict.fromkeys(("threads", "epochs", "steps_per_epoch", "batch_size", "width", "n_blocks", "iterations"),
+                    _at_least(1)),
+    "seed": _at_least(0),
+    "n_range": _at_least(0),
+    "lr": _at_least(0, whole=False, strict=True),
+    "time_limit": _at_least(0, whole=False, strict=True),
+    "smooth_weight": _at_least(0, whole=False),
+    "weight": _weight_problem,
+    "device": _device_problem,
+}
+
+
+def _checked(convert: Callable[[str], Any] | None, problem_of: Callable[[Any], str | None]) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` (argparse's message if it fails), then the flag's rule."""
+    def parse(text: str) -> Any:
+        value = convert(text) if convert is not None else text
+        problem = problem_of(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+        return value
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names it in "invalid int value"
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the flags' rules applied and one-line errors (the problem and where help is)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        rule = _FLAG_RULES.get(action.dest)
+        if rule is not None:
+            action.type = _checked(action.type, rule)
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imse_study.data.appearance import VARIANTS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="imse-study",
         description="IMSE (CVPR 2023) reproduced as a tool: phantom data, evaluator, registration.",
     )
+    debug_help = "show the traceback of an error (by default an error is one line)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("phantom", help="write the bundled multi-modal phantom as NIfTI files")
@@ -302,17 +394,98 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate SOURCE into the reference's contrast: ref - E(ref, source)")
     _evaluator_inputs(p, "source", "NIfTI image to translate (resampled onto the reference's grid if needed)")
     p.set_defaults(func=_cmd_translate)
+    for p in sub.choices.values():  # --debug also after the command's name
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
+# ------------------------------------------------------------------------------------------------
+# Errors: one line that says what to do
+
+
+_SHAPE_ERRORS = ("padding size should be less", "kernel size can't be greater",
+                 "expected more than 1 spatial element", "input image is smaller than kernel")
+_DEVICE_ERRORS = ("out of memory", "cuda", "not compiled with", "no kernel image", "device-side")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _expected_message(err: BaseException) -> str | None:
+    """The one-line message of an error a user's input or machine can cause; None for a bug.
+
+    Expected: ValueError (bad input, the package's own messages), OSError (files, permissions,
+    disk), FloatingPointError (a loss became NaN), MemoryError, and torch's RuntimeErrors about
+    devices, memory or an input too small for a network. Anything else is a bug to report.
+    """
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        hint = {errno.ENOSPC: "; free some space or choose another folder",
+                errno.EACCES: "; check the permissions or choose another place",
+                errno.EPERM: "; check the permissions or choose another place",
+                errno.EROFS: "; the file system is read-only: choose another place"}.get(err.errno, "")
+        return f"{err.filename}: {err.strerror}{hint}"
+    text = _one_line(str(err)) or type(err).__name__
+    if isinstance(err, (ValueError, RuntimeError)) and any(p in text.lower() for p in _SHAPE_ERRORS):
+        return f"{text} (the images are too small, or of the wrong dimension, for this network)"
+    if isinstance(err, (ValueError, OSError, FloatingPointError)):
+        return text
+    if isinstance(err, MemoryError):
+        return f"not enough memory ({text}); use smaller images or a machine with more memory"
+    if isinstance(err, RuntimeError) and any(p in text.lower() for p in _DEVICE_ERRORS):
+        return f"{text} (try --device cpu, a smaller --batch-size or smaller images)"
+    return None
+
+
+@contextmanager
+def _warnings_on_one_line(enabled: bool) -> Iterator[None]:
+    """Python warnings as ``warning: ...`` lines on stderr while a command runs (not with --debug)."""
+    if not enabled:
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+        print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``imse-study``; the exit status: 0 done, 2 a one-line error, 1 a bug, 130 interrupted.
+
+    Every expected failure (see :func:`_expected_message`) is one line on stderr that says what
+    to do; ``--debug`` shows the traceback instead.
+    """
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"imse-study {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed on one line
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
+    from imse_study.preflight import check_command
+
+    def say(text: str) -> None:
+        print(f"imse-study {args.command}: {text}", file=sys.stderr)
+
+    with _warnings_on_one_line(not args.debug):
+        try:
+            check_command(args)  # inputs, outputs, options and the evaluator, before any work
+            return args.func(args)
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            say("interrupted")
+            return 130
+        except Exception as err:  # noqa: BLE001 - every error becomes one line unless --debug
+            if args.debug:
+                raise
+            message = _expected_message(err)
+            if message is not None:
+                say(f"error: {message}")
+                return 2
+            say(f"unexpected error: {type(err).__name__}: {_one_line(str(err))} "
+                "(a bug: run with --debug for the traceback and report it)")
+            return 1
 
 
 if __name__ == "__main__":

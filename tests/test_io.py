@@ -165,3 +165,62 @@ def test_reorient_keeps_world_coordinates():
     index = np.argwhere(out == 1)[0]
     np.testing.assert_allclose(new_affine @ np.append(index, 1.0), world)
     assert nib.aff2axcodes(new_affine) == ("S", "P", "R")
+
+
+def test_a_header_claiming_more_voxels_than_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    header = nib.Nifti1Header()
+    header.set_data_shape((2048, 2048, 2048))
+    header.set_data_dtype(np.float32)
+    path = tmp_path / "claims.nii"
+    path.write_bytes(header.binaryblock + b"\0" * 4)  # no voxel data at all: reading it would fail otherwise
+    with pytest.raises(ValueError, match=r"claims\.nii.*8,589,934,592 voxels.*IMSE_STUDY_MAX_VOXELS=8589934592"):
+        load_nifti(path)
+    with pytest.raises(ValueError, match="more than the limit"):
+        load_labels(path)
+    small = save_nifti(tmp_path / "small.nii.gz", np.arange(24.0).reshape(2, 3, 4))
+    assert load_nifti(small, max_voxels=24)[0].shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="limit of 23"):
+        load_nifti(small, max_voxels=23)
+    monkeypatch.setenv("IMSE_STUDY_MAX_VOXELS", "10")
+    with pytest.raises(ValueError, match="limit of 10"):
+        load_labels(small)
+    monkeypatch.setenv("IMSE_STUDY_MAX_VOXELS", "-3")
+    with pytest.raises(ValueError, match="IMSE_STUDY_MAX_VOXELS='-3'"):
+        load_nifti(small)
+
+
+@pytest.mark.parametrize("broken", ["nan", "zero-column", "repeated-column"])
+def test_a_non_finite_or_degenerate_affine_is_refused(tmp_path, broken):
+    affine = np.diag([1.0, 2.0, 3.0, 1.0])
+    if broken == "nan":
+        affine[0, 3] = np.nan
+    elif broken == "zero-column":
+        affine[:3, 1] = 0.0
+    else:
+        affine[:3, 2] = affine[:3, 0]
+    path = tmp_path / "geometry.nii.gz"
+    img = nib.Nifti1Image(np.ones((3, 4, 5), np.float32), None)
+    img.header.set_sform(affine, code=1)
+    img.header.set_qform(None, code=0)
+    nib.save(img, str(path))
+    with pytest.raises(ValueError, match=r"geometry\.nii\.gz.*(non-finite|zero or repeated).*repair the header"):
+        load_nifti(path)
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.zeros((4, 4, 4)), r"is constant \(every voxel is 0\)"),
+    (np.full((4, 4), 5.0), r"is constant \(every voxel is 5\)"),
+    (np.ones((1, 1, 1)), "at least 2 voxels along two axes"),
+    (np.arange(6.0).reshape(1, 6, 1), "at least 2 voxels along two axes"),
+])
+def test_check_image_content_refuses_images_with_nothing_to_measure(data, message):
+    with pytest.raises(ValueError, match=r"img\.nii\.gz.*" + message):
+        io.check_image_content(data, "img.nii.gz")
+    io.check_image_content(np.arange(4.0).reshape(2, 2), "fine.nii.gz")
+
+
+def test_label_values_beyond_int32_are_an_error_not_a_wrap_around(tmp_path):
+    path = tmp_path / "wide.nii.gz"
+    nib.save(nib.Nifti1Image(np.array([[0, 2**40]], dtype=np.int64), np.eye(4), dtype=np.int64), str(path))
+    with pytest.raises(ValueError, match=r"wide\.nii\.gz.*do not fit in int32"):
+        load_labels(path)

@@ -1,12 +1,14 @@
 """NIfTI reading and writing (through nibabel) with clear errors and atomic writes.
 
 Every image the package reads or writes goes through here, so that a missing or damaged file
-names its path and what was expected, NaN never slips silently into training, and a crash
-half-way through a write never leaves a truncated ``.nii.gz`` behind.
+names its path and what was expected, a header that claims an enormous image is refused before
+its voxels are read, NaN never slips silently into training, and a crash half-way through a
+write never leaves a truncated ``.nii.gz`` behind.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -19,6 +21,10 @@ NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # rows anterior -> posterior and columns towards the subject's right; the phantom uses the same.
 ARRAY_AXCODES = ("S", "P", "R")
 _LABEL_TOLERANCE = 1e-3
+# The largest image read unless $IMSE_STUDY_MAX_VOXELS says otherwise: four 512^3 volumes (2 GiB as
+# float32). A header can claim any size; the limit refuses a damaged or hostile one before any allocation.
+MAX_VOXELS_ENV = "IMSE_STUDY_MAX_VOXELS"
+DEFAULT_MAX_VOXELS = 4 * 512**3
 
 
 def nifti_suffix(path: str | Path) -> str:
@@ -30,8 +36,27 @@ def nifti_suffix(path: str | Path) -> str:
     raise ValueError(f"{path}: expected a NIfTI file name ending in .nii.gz or .nii")
 
 
-def _open(path: str | Path) -> nib.Nifti1Image:
-    """Open ``path`` as NIfTI, turning every failure into an error that names the file."""
+def voxel_limit() -> int:
+    """The largest image (in voxels) that is read: ``$IMSE_STUDY_MAX_VOXELS``, else 4 x 512^3."""
+    text = os.environ.get(MAX_VOXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_VOXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_VOXELS_ENV}={text!r}: expected a whole number of voxels >= 1, "
+                         f"e.g. {DEFAULT_MAX_VOXELS}")
+    return value
+
+
+def _open(path: str | Path, limit: int | None = None) -> nib.Nifti1Image:
+    """Open ``path`` as NIfTI, turning every failure into an error that names the file.
+
+    Only the header is read: it must describe a 2D or 3D image (trailing length-1 axes aside) of
+    at most ``limit`` voxels (default :func:`voxel_limit`) with a finite, non-degenerate affine.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"NIfTI file not found: {path} (expected a .nii.gz or .nii image)")
@@ -44,16 +69,41 @@ def _open(path: str | Path) -> nib.Nifti1Image:
                          "expected a .nii.gz or .nii image") from err
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ValueError(f"{path} is a {type(img).__name__}, expected a NIfTI-1/2 image")
+    _check_size(tuple(img.shape), path, voxel_limit() if limit is None else limit)
+    _check_affine(np.asarray(img.affine, dtype=np.float64), len(_squeezed_shape(img.shape, path)), path)
     return img
 
 
-def _squeeze_trailing(data: np.ndarray, path: Path) -> np.ndarray:
-    """Drop trailing length-1 axes (e.g. ``(X, Y, Z, 1)``); only 2D and 3D images are accepted."""
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim not in (2, 3):
-        raise ValueError(f"{path} has shape {data.shape}; expected a 2D or 3D image")
-    return data
+def _check_size(shape: tuple[int, ...], path: Path, limit: int) -> None:
+    voxels = int(np.prod(shape, dtype=object))
+    if voxels > limit:
+        raise ValueError(f"{path}: its header declares an image of {shape} = {voxels:,} voxels, more than the "
+                         f"limit of {limit:,}; if the image is genuine and memory allows, raise the limit with "
+                         f"the environment variable {MAX_VOXELS_ENV}={voxels}")
+    if voxels == 0:
+        raise ValueError(f"{path}: its header declares an empty image of shape {shape}")
+
+
+def _squeezed_shape(shape: tuple[int, ...], path: Path) -> tuple[int, ...]:
+    """``shape`` without trailing length-1 axes beyond the third (``(X, Y, Z, 1)``); 2D or 3D only."""
+    shape = tuple(int(n) for n in shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) not in (2, 3):
+        raise ValueError(f"{path} has shape {shape}; expected a 2D or 3D image")
+    return shape
+
+
+def _check_affine(affine: np.ndarray, ndim: int, path: Path) -> None:
+    """The voxel-to-mm affine must be finite and give each data axis its own non-zero direction."""
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise ValueError(f"{path}: its header holds a non-finite voxel-to-mm affine; repair the header "
+                         "(qform/sform) before using the image")
+    columns = affine[:3, :ndim]
+    if np.linalg.matrix_rank(columns, tol=1e-6 * max(1.0, float(np.abs(columns).max()))) < ndim:
+        sizes = np.round(np.linalg.norm(columns, axis=0), 6).tolist()
+        raise ValueError(f"{path}: its header's affine gives a zero or repeated voxel direction (voxel sizes "
+                         f"{sizes} mm); repair the header (qform/sform, pixdim) before using the image")
 
 
 def _read(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
@@ -62,7 +112,23 @@ def _read(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
     except Exception as err:  # truncated or corrupt gzip streams surface only here
         raise ValueError(f"cannot read the voxel data of {path} ({type(err).__name__}: {err}); "
                          "is the file complete?") from err
-    return _squeeze_trailing(np.asarray(data), path)
+    return np.asarray(data).reshape(_squeezed_shape(data.shape, path))
+
+
+def check_image_content(image: np.ndarray, path: str | Path) -> None:
+    """Refuse an image that nothing can be measured on: fewer than 2 voxels along two axes, or one value.
+
+    NaN/inf are :func:`load_nifti`'s to refuse; this is for the images a user hands to a command
+    (a constant image, e.g. an all-zero export, has no structure to compare or register).
+    """
+    image = np.asarray(image)
+    if sum(n >= 2 for n in image.shape) < 2:
+        raise ValueError(f"{path} has shape {image.shape}: an image needs at least 2 voxels along two axes "
+                         "or more; is it the right file?")
+    finite = image[np.isfinite(image)]
+    if finite.size and finite.min() == finite.max():
+        raise ValueError(f"{path} is constant (every voxel is {float(finite.min()):g}): there is nothing to "
+                         "compare or register; is it an empty export or a mask?")
 
 
 def spacing_of(affine: np.ndarray, ndim: int = 3) -> tuple[float, ...]:
@@ -70,13 +136,16 @@ def spacing_of(affine: np.ndarray, ndim: int = 3) -> tuple[float, ...]:
     return tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :ndim], axis=0))
 
 
-def load_nifti(path: str | Path, *, allow_nan: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+def load_nifti(
+    path: str | Path, *, allow_nan: bool = False, max_voxels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """Read an image: ``(array float32, 4x4 affine voxel->mm, spacing per array axis in mm)``.
 
-    NaN or inf voxels raise ValueError unless ``allow_nan`` (they would poison every loss).
+    NaN or inf voxels raise ValueError unless ``allow_nan`` (they would poison every loss). A header
+    that declares more than ``max_voxels`` voxels (default :func:`voxel_limit`) is refused unread.
     """
     path = Path(path)
-    img = _open(path)
+    img = _open(path, max_voxels)
     data = _read(img, path, np.float32)
     if not allow_nan:
         bad = int(np.count_nonzero(~np.isfinite(data)))
@@ -87,12 +156,18 @@ def load_nifti(path: str | Path, *, allow_nan: bool = False) -> tuple[np.ndarray
     return data.astype(np.float32, copy=False), np.array(img.affine, dtype=np.float64), tuple(map(float, zooms))
 
 
-def load_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def load_labels(path: str | Path, *, max_voxels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read a label map: ``(int32 array, 4x4 affine)``; non-integer values raise ValueError."""
     path = Path(path)
-    img = _open(path)
+    img = _open(path, max_voxels)
     data = _read(img, path, None)
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"{path} is read as a label map but holds {data.dtype} values; expected integers")
     if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
+        try:
+            label_dtype(data)  # values beyond int32 are an error, not a silent wrap-around
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}; is it a label map?") from None
         return data.astype(np.int32), np.array(img.affine, dtype=np.float64)
     data = np.asarray(data, dtype=np.float64)
     if not np.all(np.isfinite(data)):

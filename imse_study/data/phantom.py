@@ -41,6 +41,9 @@ import functools
 import hashlib
 import json
 import os
+import warnings
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -189,7 +192,9 @@ def load_phantom(
     if path.exists():
         try:
             full = _read_set(path, tuple(modalities))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            warnings.warn(f"the phantom cache file {path} is damaged ({type(err).__name__}: {err}); "
+                          "regenerating it", stacklevel=2)
             full = None  # a damaged cache file is regenerated, never trusted
     else:
         full = None
