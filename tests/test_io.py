@@ -224,3 +224,12 @@ def test_label_values_beyond_int32_are_an_error_not_a_wrap_around(tmp_path):
     nib.save(nib.Nifti1Image(np.array([[0, 2**40]], dtype=np.int64), np.eye(4), dtype=np.int64), str(path))
     with pytest.raises(ValueError, match=r"wide\.nii\.gz.*do not fit in int32"):
         load_labels(path)
+
+
+def test_a_2d_image_whose_third_axis_has_no_direction_round_trips(tmp_path):
+    affine = np.diag([-0.8, 1.2, 0.0, 1.0])  # singular 3x3: the qform cannot hold it, the sform can
+    affine[:3, 3] = (4.0, -2.0, 7.0)
+    data = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    out, out_affine, _ = load_nifti(save_nifti(tmp_path / "flat.nii.gz", data, affine))
+    np.testing.assert_array_equal(out, data)
+    np.testing.assert_allclose(out_affine, affine)

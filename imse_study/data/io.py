@@ -150,8 +150,8 @@ def load_nifti(
     if not allow_nan:
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
-            raise ValueError(f"{path} holds {bad} NaN/inf voxels; fill or mask them first, "
-                             "or load with allow_nan=True")
+            raise ValueError(f"{path} holds {bad} NaN/inf voxels; fill or mask them first "
+                             "(in Python: load_nifti(..., allow_nan=True))")
     zooms = img.header.get_zooms()[: data.ndim]
     return data.astype(np.float32, copy=False), np.array(img.affine, dtype=np.float64), tuple(map(float, zooms))
 
@@ -207,16 +207,22 @@ def save_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray | None = 
     """Write ``array`` (2D to 7D) atomically; float32 images or a compact integer label map.
 
     The affine (identity if None) goes into both qform and sform, so every reader sees the same
-    geometry and the spacing. The file is written under a temporary name in the same folder
-    (keeping the ``.nii.gz`` suffix, so nibabel compresses it) and renamed over ``path``.
+    geometry and the spacing; an affine whose 3x3 part is singular (a 2D image's header may give
+    its missing third axis no direction) goes into the sform only, as the qform cannot hold it.
+    The file is written under a temporary name in the same folder (keeping the ``.nii.gz``
+    suffix, so nibabel compresses it) and renamed over ``path``.
     """
     path = Path(path)
     suffix = nifti_suffix(path)
     affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise ValueError(f"affine for {path} must be a finite 4x4 matrix, got shape {affine.shape}")
-    img = nib.Nifti1Image(_as_saved(array, labels), affine)
-    img.set_qform(affine, code=1)
+    if np.linalg.matrix_rank(affine[:3, :3]) == 3:
+        img = nib.Nifti1Image(_as_saved(array, labels), affine)
+        img.set_qform(affine, code=1)
+    else:
+        img = nib.Nifti1Image(_as_saved(array, labels), None)
+        img.set_qform(None, code=0)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")
     if labels:
