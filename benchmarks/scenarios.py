@@ -65,7 +65,7 @@ class Run:
     def lines(self) -> list[str]:
         """stderr without warnings and progress bars."""
         lines = [line.rsplit("\r", 1)[-1].strip() for line in self.stderr.splitlines()]
-        return [line for line in lines if line and not line.startswith("warning:")
+        return [line for line in lines if line and not line.startswith(("warning:", "note:"))
                 and not any(bar in line for bar in ("it/s]", "s/it]", "%|"))]
 
     @property

@@ -439,17 +439,17 @@ def _expected_message(err: BaseException) -> str | None:
 
 @contextmanager
 def _warnings_on_one_line(enabled: bool) -> Iterator[None]:
-    """Python warnings as ``warning: ...`` lines on stderr while a command runs (not with --debug)."""
-    if not enabled:
-        yield
-        return
+    """Python warnings printed as one ``warning: ...`` line while a command runs (not with --debug).
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
-        print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
+    Only the format changes, so that warnings recorded by a caller (``pytest.warns``) stay recorded.
+    """
+    original = warnings.formatwarning
+    if enabled:
+        warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {_one_line(str(message))}\n"
+    try:
         yield
+    finally:
+        warnings.formatwarning = original
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,12 +23,20 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from imse_study.data.io import check_image_content, load_labels, load_nifti, nifti_suffix
+from imse_study.data.io import (
+    MAX_VOXELS_ENV,
+    check_image_content,
+    load_labels,
+    load_nifti,
+    nifti_suffix,
+    voxel_limit,
+)
 
 # What ``register`` writes into its output folder (registration/files.py); an input of the same
 # name in that folder would be overwritten.
 REGISTER_OUTPUTS = ("warped.nii.gz", "displacement.nii.gz", "warped_labels.nii.gz", "summary.json")
 _AFFINE_TOLERANCE_MM = 1e-3
+_MIN_LABEL_COVER = 0.5  # a label map on another grid must cover this fraction of its image
 _PROBE_SIDE = 16  # the evaluator is tried on at most 16 voxels per axis (a multiple of 4 and 8)
 
 
@@ -97,15 +105,33 @@ def checked_image(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
 
 
 def check_labels_grid(labels: Path, image: Path, grid: tuple[tuple[int, ...], np.ndarray]) -> None:
-    """A label map must hold integers on the grid (shape and affine) of the image it labels."""
+    """A label map must hold integers and lie over its image in space: on its grid, or on another
+    grid (it is then resampled, nearest neighbour) that covers at least half of the image."""
     data, affine = load_labels(labels)
     shape, image_affine = grid
-    if data.shape != shape:
-        raise ValueError(f"{labels} has shape {data.shape} but {image} has {shape}: a label map must be on its "
-                         "image's grid; resample it with nearest-neighbour interpolation first")
-    if not np.allclose(affine, image_affine, atol=_AFFINE_TOLERANCE_MM):
-        raise ValueError(f"{labels} and {image} have the same shape but different affines (voxel to mm): a label "
-                         "map must be on its image's grid; check that they belong together")
+    if data.ndim != len(shape):
+        raise ValueError(f"{labels} is a {data.ndim}D label map but {image} a {len(shape)}D image: give the label "
+                         "map of that image")
+    if data.shape == shape and np.allclose(affine, image_affine, atol=_AFFINE_TOLERANCE_MM):
+        return
+    covered = _fraction_inside(shape, image_affine, data.shape, affine)
+    if covered < _MIN_LABEL_COVER:
+        raise ValueError(f"{labels} {data.shape} covers {covered:.0%} of {image} {shape} in space (through both "
+                         "headers' affines): a label map must lie over its image; is it the right file, with the "
+                         "header of that image?")
+
+
+def _fraction_inside(shape: tuple[int, ...], affine: np.ndarray, other_shape: tuple[int, ...],
+                     other_affine: np.ndarray) -> float:
+    """The fraction of the voxel centres of grid ``(shape, affine)`` (up to 16 per axis) that lie
+    within grid ``(other_shape, other_affine)``."""
+    axes = [np.linspace(0, n - 1, min(n, 16)) for n in shape]
+    points = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
+    points = np.vstack([points, np.zeros((3 - len(shape), points.shape[1])), np.ones((1, points.shape[1]))])
+    voxels = np.linalg.pinv(other_affine) @ (affine @ points)  # a 2D grid's affine may be singular
+    extent = np.asarray(other_shape + (1,) * (3 - len(other_shape)))[:, None]
+    inside = np.all((voxels[:3] >= -0.5) & (voxels[:3] < extent - 0.5), axis=0)
+    return float(inside.mean())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -181,9 +207,11 @@ def staged_folder(out: str | Path, inputs: Iterable[Path | None] = ()) -> Iterat
             stage.rmdir()
         else:
             os.replace(stage, out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(stage, ignore_errors=True)
         _remove_empty(made)
+        if isinstance(err, OSError) and err.filename and Path(err.filename).is_relative_to(stage):
+            err.filename = str(out / Path(err.filename).relative_to(stage))  # name the file the user asked for
         raise
 
 
@@ -210,31 +238,31 @@ def _remove_empty(folders: list[Path]) -> None:
 # Evaluators
 
 
-def check_evaluator_fits(evaluator: str, shape: tuple[int, ...], image: Path, multiple: int) -> None:
-    """The evaluator must load and run on images of ``shape`` padded to ``multiple``.
+def check_evaluator_fits(model, meta, evaluator: str, image: Path, work: tuple[int, ...], multiple: int) -> None:
+    """The evaluator must be able to read ``image`` as the command hands it over: ``work`` is its
+    shape in the evaluator's layout at the evaluator's training spacing (a 2D evaluator reads
+    ``work[1:]`` slices), padded to ``multiple``.
 
-    A 2D evaluator reads a 3D image slice by slice along its last axis; a 3D one needs 3D images
-    with enough voxels along each axis for its two downsamplings. Tried on a zero image of at
-    most 16 voxels per axis, which fails exactly where the real image would.
+    Too many voxels at that spacing (a header with enormous voxels) are refused like an enormous
+    image; too few for the evaluator's two downsamplings are found by running it on a zero image
+    of at most 16 voxels per axis, which fails exactly where the real one would.
     """
     import torch
 
-    from imse_study.evaluator.pretrained import load_any
-
-    model, meta = load_any(evaluator)
-    if meta.dim > len(shape):
-        raise ValueError(f"{evaluator} is a {meta.dim}D evaluator; {image} is a {len(shape)}D image: use a "
-                         f"{len(shape)}D evaluator (e.g. phantom-t1-{len(shape)}d)")
-    spatial = shape if meta.dim == len(shape) else shape[:2]
+    spatial = work[1:] if meta.dim == 2 else work
+    voxels = int(np.prod(work, dtype=object))
+    if voxels > voxel_limit():
+        raise ValueError(f"{image}: at the spacing the evaluator {evaluator} works at, it becomes {work} = "
+                         f"{voxels:,} voxels, more than the limit of {voxel_limit():,}; check the voxel sizes in its "
+                         f"header, or raise {MAX_VOXELS_ENV} if memory allows")
     padded = [min(s + (-s) % multiple, _PROBE_SIDE) for s in spatial]
     if _runs(model, padded, torch):
         return
     side = next((n for n in range(multiple, 4 * _PROBE_SIDE + 1, multiple) if _runs(model, [n] * meta.dim, torch)),
                 None)
-    small = [axis for axis, s in enumerate(spatial) if side is None or s < side]
-    hint = (" For a stack of 2D slices use a 2D evaluator (e.g. phantom-t1-2d)." if meta.dim == 3 else "")
-    raise ValueError(f"{image} {shape} is too small for the {meta.dim}D evaluator {evaluator} along axis "
-                     f"{', '.join(map(str, small))}: it needs at least {side} voxels along each axis it reads.{hint}")
+    hint = " A stack of a few 2D slices needs a 2D evaluator (e.g. phantom-t1-2d)." if meta.dim == 3 else ""
+    raise ValueError(f"{image} is too small for the {meta.dim}D evaluator {evaluator}: at the spacing it works at "
+                     f"it reads images of {tuple(spatial)} voxels and needs at least {side} along each axis.{hint}")
 
 
 def _runs(model, shape: list[int], torch) -> bool:
@@ -244,6 +272,12 @@ def _runs(model, shape: list[int], torch) -> bool:
     except (RuntimeError, ValueError):  # torch: padding or normalisation over too few voxels
         return False
     return True
+
+
+def _check_dim(evaluator: str, meta, image: Path, ndim: int) -> None:
+    if meta.dim > ndim:
+        raise ValueError(f"{evaluator} is a {meta.dim}D evaluator; {image} is a {ndim}D image: use a "
+                         f"{ndim}D evaluator (e.g. phantom-t1-{ndim}d)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -262,15 +296,33 @@ def check_register(args: argparse.Namespace) -> None:
     for name in REGISTER_OUTPUTS:
         check_not_an_input(args.output / name, inputs)
     if args.evaluator:
-        check_evaluator_fits(args.evaluator, grids[args.moving][0], args.moving, multiple=8)
+        from imse_study.data.geometry import registration_plan
+        from imse_study.evaluator.checkpoint import evaluator_spacing
+        from imse_study.evaluator.pretrained import load_any
+        from imse_study.registration.files import MULTIPLE, registration_grid
+
+        shape, affine = grids[args.target]  # the moving image is registered on the target's grid
+        model, meta = load_any(args.evaluator)
+        _check_dim(args.evaluator, meta, args.target, len(shape))
+        plan = registration_plan(shape, affine, None if args.dim == "auto" else int(args.dim))
+        if meta.dim == plan.dim:  # otherwise registration refuses the pair itself, before any work
+            _, work = registration_grid(shape, affine, plan, evaluator_spacing(meta))
+            check_evaluator_fits(model, meta, args.evaluator, args.target, work, MULTIPLE)
 
 
 def _check_evaluator_pair(args: argparse.Namespace, second: str) -> None:
+    from imse_study.evaluator.apply import evaluator_grid
+    from imse_study.evaluator.checkpoint import evaluator_spacing
+    from imse_study.evaluator.pretrained import load_any
+
     reference, other = args.reference, getattr(args, second)
-    shape, _ = checked_image(reference)
+    model, meta = load_any(args.evaluator)  # first: a file that is no evaluator is the first thing to hear of
+    shape, affine = checked_image(reference)
     checked_image(other)
     check_output_file(args.output, (reference, other))
-    check_evaluator_fits(args.evaluator, shape, reference, multiple=4)
+    _check_dim(args.evaluator, meta, reference, len(shape))
+    _, work = evaluator_grid(shape, affine, meta.dim, evaluator_spacing(meta))
+    check_evaluator_fits(model, meta, args.evaluator, reference, work, multiple=4)
 
 
 def check_phantom(args: argparse.Namespace) -> None:

@@ -226,10 +226,14 @@ def test_label_values_beyond_int32_are_an_error_not_a_wrap_around(tmp_path):
         load_labels(path)
 
 
-def test_a_2d_image_whose_third_axis_has_no_direction_round_trips(tmp_path):
-    affine = np.diag([-0.8, 1.2, 0.0, 1.0])  # singular 3x3: the qform cannot hold it, the sform can
-    affine[:3, 3] = (4.0, -2.0, 7.0)
-    data = np.arange(12.0, dtype=np.float32).reshape(3, 4)
-    out, out_affine, _ = load_nifti(save_nifti(tmp_path / "flat.nii.gz", data, affine))
-    np.testing.assert_array_equal(out, data)
-    np.testing.assert_allclose(out_affine, affine)
+def test_a_2d_image_whose_third_axis_has_no_direction_is_refused(tmp_path):
+    affine = np.diag([-0.8, 1.2, 0.0, 1.0])  # a hand-made sform: orientation needs a third direction
+    path = tmp_path / "flat.nii.gz"
+    img = nib.Nifti1Image(np.arange(12.0, dtype=np.float32).reshape(3, 4), None)
+    img.set_sform(affine, code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, str(path))
+    with pytest.raises(ValueError, match=r"flat\.nii\.gz.*zero or repeated voxel direction.*\[0\.8, 1\.2, 0\.0\]"):
+        load_nifti(path)
+    with pytest.raises(ValueError, match="finite, invertible"):
+        save_nifti(tmp_path / "out.nii.gz", np.zeros((3, 4)), affine)

@@ -174,8 +174,10 @@ class Layout:
         start = io_orientation(affine)
         self._forward = ornt_transform(start, axcodes2ornt(wanted))
         self._inverse = ornt_transform(axcodes2ornt(wanted), start)
+        source = [int(np.flatnonzero(self._forward[:, 0] == k)[0]) for k in range(3)]  # input axis of each axis
         source_spacing = spacing_of(affine, 3)
-        self.spacing = tuple(source_spacing[int(np.flatnonzero(self._forward[:, 0] == k)[0])] for k in range(3))
+        self.spacing = tuple(source_spacing[axis] for axis in source)
+        self.out_shape = tuple(self.shape[axis] for axis in source)  # the shape of :meth:`to`'s result
 
     def to(self, array: np.ndarray) -> np.ndarray:
         """The image (2D or 3D, in the input's layout) in the evaluator's layout (3D)."""
@@ -248,6 +250,15 @@ def working_shape(shape: Sequence[int], spacing: Sequence[float], wanted: Sequen
         if abs(have - target) > SPACING_RTOL * target:
             out[axis] = max(1, round(shape[axis] * have / target))
     return tuple(out)
+
+
+def working_grid(shape: Sequence[int], affine: np.ndarray, first: int | None, dim: int,
+                 wanted: Sequence[float] | None) -> tuple[Layout, tuple[int, ...]]:
+    """An image's :class:`Layout` (``first`` put first) and its shape in that layout at the spacing
+    ``wanted`` (mm along the in-plane axes when ``dim`` is 2, along all three when 3; None: as it is)."""
+    layout = Layout(shape, affine, first)
+    axes = (1, 2) if dim == 2 else (0, 1, 2)
+    return layout, working_shape(layout.out_shape, layout.spacing, wanted, axes)
 
 
 def resize(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -70,7 +70,8 @@ def _open(path: str | Path, limit: int | None = None) -> nib.Nifti1Image:
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ValueError(f"{path} is a {type(img).__name__}, expected a NIfTI-1/2 image")
     _check_size(tuple(img.shape), path, voxel_limit() if limit is None else limit)
-    _check_affine(np.asarray(img.affine, dtype=np.float64), len(_squeezed_shape(img.shape, path)), path)
+    _squeezed_shape(img.shape, path)
+    _check_affine(np.asarray(img.affine, dtype=np.float64), path)
     return img
 
 
@@ -94,16 +95,21 @@ def _squeezed_shape(shape: tuple[int, ...], path: Path) -> tuple[int, ...]:
     return shape
 
 
-def _check_affine(affine: np.ndarray, ndim: int, path: Path) -> None:
-    """The voxel-to-mm affine must be finite and give each data axis its own non-zero direction."""
+def _check_affine(affine: np.ndarray, path: Path) -> None:
+    """The voxel-to-mm affine must be finite and invertible: every axis its own non-zero direction
+    (a 2D image's third axis too: orientation and resampling need all three)."""
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise ValueError(f"{path}: its header holds a non-finite voxel-to-mm affine; repair the header "
                          "(qform/sform) before using the image")
-    columns = affine[:3, :ndim]
-    if np.linalg.matrix_rank(columns, tol=1e-6 * max(1.0, float(np.abs(columns).max()))) < ndim:
-        sizes = np.round(np.linalg.norm(columns, axis=0), 6).tolist()
+    if not _invertible(affine):
+        sizes = np.round(np.linalg.norm(affine[:3, :3], axis=0), 6).tolist()
         raise ValueError(f"{path}: its header's affine gives a zero or repeated voxel direction (voxel sizes "
                          f"{sizes} mm); repair the header (qform/sform, pixdim) before using the image")
+
+
+def _invertible(affine: np.ndarray) -> bool:
+    block = np.asarray(affine, dtype=np.float64)[:3, :3]
+    return bool(np.linalg.matrix_rank(block, tol=1e-6 * max(1.0, float(np.abs(block).max()))) == 3)
 
 
 def _read(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
@@ -206,23 +212,18 @@ def _as_saved(array: np.ndarray, labels: bool) -> np.ndarray:
 def save_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray | None = None, *, labels: bool = False) -> Path:
     """Write ``array`` (2D to 7D) atomically; float32 images or a compact integer label map.
 
-    The affine (identity if None) goes into both qform and sform, so every reader sees the same
-    geometry and the spacing; an affine whose 3x3 part is singular (a 2D image's header may give
-    its missing third axis no direction) goes into the sform only, as the qform cannot hold it.
-    The file is written under a temporary name in the same folder (keeping the ``.nii.gz``
-    suffix, so nibabel compresses it) and renamed over ``path``.
+    The affine (identity if None; finite and invertible) goes into both qform and sform, so every
+    reader sees the same geometry and the spacing. The file is written under a temporary name in
+    the same folder (keeping the ``.nii.gz`` suffix, so nibabel compresses it) and renamed over
+    ``path``.
     """
     path = Path(path)
     suffix = nifti_suffix(path)
     affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
-    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        raise ValueError(f"affine for {path} must be a finite 4x4 matrix, got shape {affine.shape}")
-    if np.linalg.matrix_rank(affine[:3, :3]) == 3:
-        img = nib.Nifti1Image(_as_saved(array, labels), affine)
-        img.set_qform(affine, code=1)
-    else:
-        img = nib.Nifti1Image(_as_saved(array, labels), None)
-        img.set_qform(None, code=0)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or not _invertible(affine):
+        raise ValueError(f"affine for {path} must be a finite, invertible 4x4 matrix, got {affine.tolist()}")
+    img = nib.Nifti1Image(_as_saved(array, labels), affine)
+    img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")
     if labels:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imse_study.data.geometry import Layout, resize, slice_axis, working_shape
+from imse_study.data.geometry import Layout, resize, slice_axis, working_grid
 from imse_study.data.normalise import normalise
 from imse_study.evaluator.imse import error_map, translate
 
@@ -144,18 +144,24 @@ def apply_evaluator(
             raise ValueError("evaluator_spacing needs the images' affine (their spacing and orientation)")
         return _run(fn, model, reference, other, model_dim, batch, axis=-1)
     reference = np.asarray(reference, dtype=np.float32)
-    if reference.ndim not in (2, 3) or reference.ndim < model_dim:
-        raise ValueError(f"a {model_dim}D evaluator cannot be applied to {reference.ndim}D images")
-    first = None if model_dim == 3 else (slice_axis(reference.shape, affine) if reference.ndim == 3 else 2)
-    layout = Layout(reference.shape, affine, first)
+    layout, shape = evaluator_grid(reference.shape, affine, model_dim, evaluator_spacing)
     ref, oth = layout.to(reference), layout.to(np.asarray(other, dtype=np.float32))
-    axes = (1, 2) if model_dim == 2 else (0, 1, 2)
+    out = _run(fn, model, resize(ref, shape), resize(oth, shape), model_dim, batch, axis=0)
+    return layout.back(resize(out, ref.shape))
+
+
+def evaluator_grid(shape: Sequence[int], affine: np.ndarray, model_dim: int,
+                   evaluator_spacing: Sequence[float] | None = None) -> tuple[Layout, tuple[int, ...]]:
+    """How a ``model_dim``-D evaluator reads images of ``shape`` (voxel -> mm ``affine``): their
+    :class:`~imse_study.data.geometry.Layout` and their shape in it at ``evaluator_spacing`` (a 2D
+    evaluator then reads ``shape[1:]`` slices)."""
+    if len(shape) not in (2, 3) or len(shape) < model_dim:
+        raise ValueError(f"a {model_dim}D evaluator cannot be applied to {len(shape)}D images")
+    first = None if model_dim == 3 else (slice_axis(shape, affine) if len(shape) == 3 else 2)
     wanted = None if evaluator_spacing is None else tuple(evaluator_spacing)
     if wanted is not None and len(wanted) != model_dim:
         raise ValueError(f"a {model_dim}D evaluator needs {model_dim} spacings, got {wanted}")
-    shape = working_shape(ref.shape, layout.spacing, wanted, axes)
-    out = _run(fn, model, resize(ref, shape), resize(oth, shape), model_dim, batch, axis=0)
-    return layout.back(resize(out, ref.shape))
+    return working_grid(shape, affine, first, model_dim, wanted)
 
 
 def error_map_array(model: torch.nn.Module, reference: np.ndarray, other: np.ndarray, model_dim: int, *,

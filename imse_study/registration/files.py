@@ -33,7 +33,7 @@ from imse_study.data.geometry import (
     resample_onto,
     resize,
     same_grid,
-    working_shape,
+    working_grid,
 )
 from imse_study.data.io import load_labels, load_nifti, save_nifti
 from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
@@ -81,12 +81,9 @@ def register_arrays(
     """
     if moving.shape != target.shape:
         raise ValueError(f"moving {moving.shape} and target {target.shape} must share one grid; resample first")
-    first = plan.slice_axis if plan.slicewise else (2 if target.ndim == 2 else None)
-    layout = Layout(target.shape, affine, first)
+    layout, shape = registration_grid(target.shape, affine, plan, working_spacing)
     mov, tgt = layout.to(moving.astype(np.float32)), layout.to(target.astype(np.float32))
     canonical = tgt.shape
-    axes = (1, 2) if plan.dim == 2 else (0, 1, 2)
-    shape = working_shape(tgt.shape, layout.spacing, working_spacing, axes)
     mov, tgt = resize(mov, shape), resize(tgt, shape)
     pairs = [(mov[k], tgt[k]) for k in range(shape[0])] if plan.dim == 2 else [(mov, tgt)]
     iterations = int(options.get("iterations", 200))
@@ -118,6 +115,14 @@ def register_arrays(
     else:
         field = fields[0]
     return layout.field_back(_resize_field(field, canonical))
+
+
+def registration_grid(shape: Sequence[int], affine: np.ndarray, plan: RegistrationPlan,
+                      working_spacing: Sequence[float] | None = None) -> tuple[Layout, tuple[int, ...]]:
+    """The layout an image of ``shape`` is registered in as ``plan`` says (the sliced axis first), and
+    its shape there at ``working_spacing``; a 2D plan registers ``shape[1:]`` slices."""
+    first = plan.slice_axis if plan.slicewise else (2 if len(shape) == 2 else None)
+    return working_grid(shape, affine, first, plan.dim, working_spacing)
 
 
 def _on_target_grid(path: str | Path, shape: tuple[int, ...], affine: np.ndarray, notes: list[str],
