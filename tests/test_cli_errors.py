@@ -318,7 +318,7 @@ def test_a_truncated_phantom_cache_is_regenerated_with_a_warning(tmp_path, monke
     monkeypatch.setenv("IMSE_STUDY_CACHE", str(tmp_path / "cache"))
     generated = []
 
-    def small_set(ids, dim, cfg, progress=False):  # the real generator takes minutes; the cache is what is tested
+    def small_set(ids, dim, cfg, progress=False, **kwargs):  # the real generator takes minutes; the cache is tested
         generated.append(ids)
         rng = np.random.default_rng(0)
         n = len(ids)
