@@ -312,15 +312,18 @@ def _(work: Path, data: Data):
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()
     start = time.perf_counter()
-    while "registration:" not in "".join(chunks) and proc.poll() is None and time.perf_counter() - start < 120:
-        time.sleep(0.2)
+    while "%|" not in "".join(chunks) and proc.poll() is None and time.perf_counter() - start < 120:
+        time.sleep(0.2)  # until the optimisation's progress bar shows
     time.sleep(1.0)
+    finished = proc.poll() is not None
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     reader.join(timeout=5)
     run = Run(proc.returncode, proc.stdout.read(), "".join(chunks), time.perf_counter() - start)
     left = leftovers(work) + (["out/"] if (work / "out").exists() else [])
-    if "Traceback" in run.stderr:
+    if finished:
+        interrupt = ("not run", f"register ended (exit {run.code}) before Ctrl-C could be sent")
+    elif "Traceback" in run.stderr:
         interrupt = ("traceback", f"Ctrl-C printed a traceback (exit {run.code})")
     elif left:
         interrupt = ("silent wrong", f"Ctrl-C left {left}")
@@ -398,25 +401,45 @@ def _(work: Path, data: Data):
     return "correct", "no through-plane displacement"
 
 
-@scenario("spacing-5mm", "geometry", "error-map with the 2 mm phantom-t1-2d on 5 mm images")
+@scenario("spacing-5mm", "geometry", "error-map with the 2 mm phantom-t1-2d on 5 mm images, and on them at 2.5 mm")
 def _(work: Path, data: Data):
-    run = cli("error-map", data.image("t1"), data.image("t2"), "--evaluator", "phantom-t1-2d", "-o",
-              work / "e.nii.gz", cwd=work)
-    if run.code != 0:
-        return failure(run, ("mm",))
-    if any("mm" in w or "spacing" in w for w in run.warnings) or "resampl" in run.stdout:
-        return "correct", "the spacing difference was handled or reported"
-    return "silent wrong", "5 mm images fed to a 2 mm evaluator without a word"
+    from imse_study.data.geometry import resize
+    from imse_study.data.io import save_nifti
+
+    maps = {}
+    for name, factor in (("coarse", 1), ("fine", 2)):
+        for modality in ("t1", "t2"):
+            img = nib.load(data.image(modality))
+            array = np.asarray(img.dataobj, dtype=np.float32)
+            affine = img.affine.copy()
+            affine[:3, :2] /= factor  # the same field of view in voxels half the size
+            affine[:3, 3] -= affine[:3, :2].sum(axis=1) * (factor - 1) / 2
+            shape = (array.shape[0] * factor, array.shape[1] * factor, array.shape[2])
+            save_nifti(work / f"{modality}_{name}.nii.gz", resize(array, shape), affine)
+        run = cli("error-map", work / f"t1_{name}.nii.gz", work / f"t2_{name}.nii.gz", "--evaluator", "phantom-t1-2d",
+                  "-o", work / f"e_{name}.nii.gz", cwd=work)
+        if run.code != 0:
+            return failure(run, ("mm",))
+        maps[name] = np.asarray(nib.load(work / f"e_{name}.nii.gz").dataobj)
+    difference = float(np.abs(resize(maps["fine"], maps["coarse"].shape) - maps["coarse"]).mean())
+    if difference < 0.03:
+        return "correct", f"one map whatever the voxel size (mean |diff| {difference:.3f}): read at the evaluator's spacing"
+    return "silent wrong", f"the map depends on the voxel size (mean |diff| {difference:.3f}): read at the input's spacing"
 
 
-@scenario("ct-evaluator-t1-reference", "geometry", "error-map with phantom-ct-2d and a T1 reference")
+@scenario("ct-evaluator-t1-reference", "geometry", "error-map with phantom-ct-2d and a T1 reference in scanner units")
 def _(work: Path, data: Data):
-    run = cli("error-map", data.image("t1"), data.image("t2"), "--evaluator", "phantom-ct-2d", "-o",
+    from imse_study.data.io import save_nifti
+
+    for modality in ("t1", "t2"):
+        img = nib.load(data.image(modality))
+        save_nifti(work / f"{modality}.nii.gz", (np.asarray(img.dataobj) + 1.0) * 400.0, img.affine)
+    run = cli("error-map", work / "t1.nii.gz", work / "t2.nii.gz", "--evaluator", "phantom-ct-2d", "-o",
               work / "e.nii.gz", cwd=work)
     if run.code != 0:
         return failure(run, ("ct",))
     if any("ct" in w.lower() for w in run.warnings):
-        return "correct", "warned that the reference must be a CT image"
+        return "correct", f"warned: {run.warnings[0][:120]}"
     return "silent wrong", "a T1 image taken as the CT evaluator's reference without a word"
 
 
@@ -558,21 +581,29 @@ def _(work: Path, data: Data):
         refused[0] == "clear error") else refused
 
 
-@scenario("slicewise-rule", "geometry", "register a 3D volume with a 2D evaluator (imse)")
+@scenario("slicewise-rule", "geometry", "register a 3D volume with a 2D evaluator (imse), then with --dim 2")
 def _(work: Path, data: Data):
     moving, target = data.image("t1", dim=3), data.image("t2", dim=3)
-    run = cli("register", moving, target, "-o", work / "out", "--similarity", "imse", "--evaluator", "phantom-t1-2d",
-              "--moving-modality", "t1", "--target-modality", "t2", "--iterations", "4", cwd=work)
+    base = ("register", moving, target, "--similarity", "imse", "--evaluator", "phantom-t1-2d", "--moving-modality",
+            "t1", "--target-modality", "t2", "--iterations", "4")
+    run = cli(*base, "-o", work / "auto", cwd=work)
+    out = work / "auto"
     if run.code != 0:
-        return failure(run, ("2D",))
-    field = np.asarray(nib.load(work / "out" / "displacement.nii.gz").dataobj)
+        refused = failure(run, ("--dim",))
+        if refused[0] != "clear error":
+            return refused
+        run, out = cli(*base, "-o", work / "dim2", "--dim", "2", cwd=work), work / "dim2"
+        if run.code != 0:
+            return failure(run)
+    field = np.asarray(nib.load(out / "displacement.nii.gz").dataobj)
     frozen = [axis for axis in range(3) if not np.any(field[..., axis])]
     axial = _axial_axis(nib.load(moving).affine)
+    how = "asked with --dim 2 after a one-line refusal" if out.name == "dim2" else "chosen by itself"
     if not frozen:
-        return "correct", "registered in 3D"
+        return "correct", f"registered in 3D ({how})"
     if frozen == [axial]:
-        return "correct", f"slice by slice along the axial axis ({axial})"
-    return "silent wrong", f"slice by slice along axis {frozen}, but the axial axis is {axial}"
+        return "correct", f"slice by slice along the axial axis {axial} ({how})"
+    return "silent wrong", f"slice by slice along axis {frozen}, but the axial axis is {axial} ({how})"
 
 
 @scenario("papermill-csv", "study", "papermill 02_register.ipynb OUT/out.ipynb -p modality ctmr: where is the CSV?",
@@ -588,7 +619,9 @@ def _(work: Path, data: Data):
     run = Run(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
     if run.code != 0:
         return failure(run)
-    found = sorted(str(p.relative_to(work)) for p in work.rglob("02_register_ctmr*.csv"))
+    committed = repo / "book" / "experiments"  # the book's own copy, there before the run
+    found = sorted(str(p.relative_to(work)) for p in work.rglob("02_register_ctmr*.csv")
+                   if not p.is_relative_to(committed))
     if any(Path(f).parent == Path("elsewhere") for f in found):
         return "correct", f"beside the output notebook: {found}"
     return "silent wrong", f"the CSV is not beside the output notebook but at {found}"

@@ -1,7 +1,7 @@
 """Checks that run before a command does any work, and a staged output folder.
 
 A command of ``imse-study`` must fail in its first second, not after a 75 s optimisation: every
-input readable and a valid image (on the right grid for a label map), every option used by the
+input readable and a valid image (a label map lying over its image), every option used by the
 command it is given to, every output creatable, writable and distinct from every input, and the
 evaluator loadable and able to read images of that size. :func:`check_command` runs these for
 the parsed arguments; errors are ValueError/OSError with one line that says what to do.
