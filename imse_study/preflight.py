@@ -194,6 +194,7 @@ def staged_folder(out: str | Path, inputs: Iterable[Path | None] = ()) -> Iterat
     made = _make_parents(out.parent) if not existed else []
     try:
         stage = Path(tempfile.mkdtemp(dir=out if existed else out.parent, prefix=f".{out.name}.", suffix=".partial"))
+        stage.chmod(0o755)  # mkdtemp's 0700 would become the output folder's
     except BaseException:
         _remove_empty(made)
         raise

@@ -346,3 +346,8 @@ def test_phantom_out_that_is_a_file_is_refused(tmp_path):
     code, _, err = run_cli("phantom", "--out", target, "--profile", "smoke")
     assert_one_line_error(code, err, "exists and is not a folder")
     assert target.read_text() == "mine"
+
+
+def test_register_output_folder_is_made_with_the_usual_permissions(data, tmp_path):
+    assert _register(data, tmp_path / "out")[0] == 0
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755  # not the 0700 of the temporary folder it was
