@@ -242,6 +242,8 @@ def test_register_options_that_would_be_ignored_are_refused(data, tmp_path, no_w
     (["train-evaluator", "--out", "run", "--time-limit", "-5"], "--time-limit"),
     (["train-evaluator", "--out", "run", "--seed", "-1"], "--seed"),
     (["train-evaluator", "--out", "run", "--n-range", "-2", "5"], "--n-range"),
+    (["train-evaluator", "--out", "run", "--patience", "0"], "--patience"),
+    (["train-evaluator", "--out", "run", "--min-delta", "-0.1"], "--min-delta"),
     (["train-evaluator", "--out", "run", "--threads", "two"], "--threads: invalid int value: 'two'"),
     (["train-registration", "--similarity", "mi", "--moving", "t1", "--target", "t2", "--out", "run",
       "--smooth-weight", "-1"], "--smooth-weight"),
