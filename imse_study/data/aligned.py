@@ -50,15 +50,23 @@ def load_aligned(
     dataset: str = "phantom",
     root: str | None = None,
     labels: bool | None = True,
+    version: int | None = None,
+    variant: str | None = None,
 ) -> AlignedSet:
     """The aligned ``moving``/``target`` items of ``split`` of ``dataset`` (phantom or a manifest name).
 
     ``labels``: True requires label maps (a clear error if the data set has none; items without
     one are left out with a warning), None loads them where every item has one, False skips them.
     ``root`` is a manifest set's data folder; ``profile`` sizes the phantom (manifest sets ignore it).
+    ``version`` and ``variant`` pick the phantom's generation and held-out appearance (test split
+    only) as :func:`~imse_study.data.phantom.load_phantom` does; None is its default. A manifest set
+    refuses them.
     """
     if is_phantom(dataset):
-        return _phantom(moving, target, split, dim, profile, labels)
+        return _phantom(moving, target, split, dim, profile, labels, version, variant)
+    if version is not None or variant is not None:
+        raise ValueError(f"phantom version/variant apply to the phantom only, not to data set {dataset!r}: "
+                         "leave them out for a manifest set")
     from imse_study.data.datasets import load_dataset
 
     pairs = load_dataset(dataset, root=root, split=split, dim=dim, pair=(moving, target), profile=profile,
@@ -69,10 +77,12 @@ def load_aligned(
     return _stack(pairs, label_maps, dataset, split, dim, moving, target)
 
 
-def _phantom(moving: str, target: str, split: str, dim: int, profile: str, labels: bool | None) -> AlignedSet:
+def _phantom(moving: str, target: str, split: str, dim: int, profile: str, labels: bool | None,
+             version: int | None = None, variant: str | None = None) -> AlignedSet:
     from imse_study.data.phantom import LABELS, load_phantom, subject_name
 
-    data = load_phantom(split, dim, profile, (moving, target))
+    chosen = {k: v for k, v in (("version", version), ("variant", variant)) if v is not None}
+    data = load_phantom(split, dim, profile, (moving, target), **chosen)  # only what is given: as before otherwise
     images = {m: torch.from_numpy(data.images[m]).unsqueeze(1) for m in (moving, target)}
     shared = None if labels is False else torch.from_numpy(data.labels.astype(np.float32)).unsqueeze(1)
     ids = _item_ids([subject_name(int(s)) for s in data.subjects])

@@ -30,11 +30,11 @@ DATA_RANGE = 2.0
 
 def ranking_report(model: torch.nn.Module, modality: str, dim: int = 2, profile: str = "quick",
                    split: str = "test", others: list[str] | None = None, dataset: str = "phantom",
-                   root: str | None = None) -> pd.DataFrame:
+                   root: str | None = None, phantom_version: int | None = None) -> pd.DataFrame:
     """ROC AUC of mean |E| (aligned vs misaligned) for each other modality on ``split`` of ``dataset``.
 
     ``others`` default: the phantom's other modalities (:func:`ranking_modalities`); a manifest set
-    must name them.
+    must name them. ``phantom_version``: the phantom's generation (None: its default).
     """
     from imse_study.data.datasets import is_phantom
     from imse_study.data.phantom import MODALITIES
@@ -42,7 +42,7 @@ def ranking_report(model: torch.nn.Module, modality: str, dim: int = 2, profile:
     if others is None and not is_phantom(dataset):
         raise ValueError(f"name the modalities of data set {dataset!r} to rank against {modality!r}: others=[...]")
     others = others or ranking_modalities(modality, MODALITIES)
-    images = load_images([modality, *others], split, dim, profile, dataset, root)
+    images = load_images([modality, *others], split, dim, profile, dataset, root, phantom_version)
     rows = [{"reference": modality, "other": m, "pairs": int(images[m].shape[0]),
              "auc": ranking_auc(model, images[modality], images[m])} for m in others]
     return pd.DataFrame(rows)

@@ -65,11 +65,17 @@ def direction_name(moving: str, target: str) -> str:
 def make_test_pairs(
     moving_modality: str, target_modality: str, split: str = "test", dim: int = 2, profile: str = "quick",
     limit: int | None = None, seed: int = TEST_SEED, dataset: str = "phantom", root: str | None = None,
+    version: int | None = None, variant: str | None = None,
 ) -> TestPairs:
     """Test pairs of ``dataset`` (the phantom or a manifest set with label maps, data folder ``root``):
-    the moving image and its labels moved by seeded paper transforms (one seed per pair)."""
-    return misalign(load_aligned(moving_modality, target_modality, split, dim, profile, dataset, root),
-                    moving_modality, target_modality, limit, seed)[0]
+    the moving image and its labels moved by seeded paper transforms (one seed per pair).
+
+    ``version``/``variant``: the phantom's generation and held-out appearance (None: the defaults).
+    A variant's pair ``i`` shows the plain test set's subject and slice ``i`` under the same transform.
+    """
+    aligned = load_aligned(moving_modality, target_modality, split, dim, profile, dataset, root,
+                           version=version, variant=variant)
+    return misalign(aligned, moving_modality, target_modality, limit, seed)[0]
 
 
 def misalign(aligned: AlignedSet, moving_modality: str, target_modality: str, limit: int | None = None,
