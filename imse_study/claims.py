@@ -194,7 +194,7 @@ def registration_claims(experiments: Path, dim: int = 2) -> list[Claim]:
     r1, r2, r3 = [], [], []
     n1 = n2 = n3 = 0
     t1 = t2 = t3 = 0
-    for pair, t in found.items():
+    for t in found.values():
         means = _means(t)
         for direction in dict.fromkeys(t["direction"]):
             if direction not in means.index.get_level_values(0):
@@ -273,7 +273,7 @@ def traditional_claims(experiments: Path) -> list[Claim]:
         return [_pending("R5", c5, "03_traditional"), _pending("R6", c6, "03_traditional")]
     multi, single = [], []
     wins5 = total5 = wins6 = total6 = 0
-    for pair, t in found.items():
+    for t in found.values():
         for (kind, direction, mode), g in t[t["method"] != "initial"].groupby(["kind", "direction", "mode"]):
             if mode == "tool":
                 continue

@@ -30,7 +30,9 @@ def phantom_montage(sets: dict[str, object], label_names: dict[str, int], item: 
             rows.append((title, {m: v[item] for m, v in data.images.items()}, data.labels[item], 1.0))
         else:
             mid = data.labels.shape[2] // 2
-            coronal = lambda a: a[item][:, mid][::-1]
+            def coronal(a, item=item, mid=mid):
+                return a[item][:, mid][::-1]
+
             aspect = data.spacing[0] / data.spacing[2]  # z spacing against in-plane spacing
             rows.append((f"{title} coronal", {m: coronal(v) for m, v in data.images.items()}, coronal(data.labels), aspect))
             depth = data.labels.shape[1] // 2
@@ -197,7 +199,7 @@ def shuffle_remap_figure(image, remapped: dict[int, np.ndarray], curves: dict[in
         for ax in axes[r, : k + 1]:
             _off(ax)
         ax = axes[r, k + 1]
-        for j, curve in enumerate(_np(curves[n])):
+        for curve in _np(curves[n]):
             ax.plot(ramp, curve, lw=1)
         ax.set_xlim(-1, 1), ax.set_ylim(-1.05, 1.05), ax.set_aspect("equal")
         ax.tick_params(labelsize=7)

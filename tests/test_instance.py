@@ -111,7 +111,7 @@ def test_mask_is_passed_to_the_similarity() -> None:
 def test_callback_reports_every_step_and_can_cancel() -> None:
     moving, target, _ = translated_pair((16, 16))
     calls = []
-    optimise(moving, target, "mae", iterations=9, levels=2, callback=lambda s, t, l: calls.append((s, t, l)))
+    optimise(moving, target, "mae", iterations=9, levels=2, callback=lambda s, t, loss: calls.append((s, t, loss)))
     assert [c[0] for c in calls] == list(range(1, 10)) and {c[1] for c in calls} == {9}
     assert all(isinstance(c[2], float) for c in calls)
 

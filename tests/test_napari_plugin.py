@@ -12,10 +12,10 @@ import torch
 napari = pytest.importorskip("napari")
 npe2 = pytest.importorskip("npe2")
 
-from imse_study.data.io import load_labels, load_nifti, save_nifti
-from imse_study.evaluator.apply import error_map_array, translate_array
-from imse_study.evaluator.pretrained import available_pretrained, load_any
-from imse_study.napari._common import default_affine
+from imse_study.data.io import load_labels, load_nifti, save_nifti  # noqa: E402  (after the importorskip of napari)
+from imse_study.evaluator.apply import error_map_array, translate_array  # noqa: E402  (after the importorskip of napari)
+from imse_study.evaluator.pretrained import available_pretrained, load_any  # noqa: E402  (after the importorskip of napari)
+from imse_study.napari._common import default_affine  # noqa: E402  (after the importorskip of napari)
 
 pytestmark = pytest.mark.integration
 PLUGIN = "imse-study"

@@ -117,7 +117,7 @@ def test_figure6_and_figure7_helpers():
     assert len(refs) == 3 and all(r.shape == truth[:1].shape for r in refs.values())
     outputs, table = ts.figure6_translations(OracleEvaluator(), source[:1], truth[:1], refs)
     assert list(table["reference"]) == list(refs)
-    for x, e, t in outputs.values():  # oracle: x - (x - y) = y whatever the reference
+    for _x, _e, t in outputs.values():  # oracle: x - (x - y) = y whatever the reference
         assert torch.allclose(t, source[0, 0].clamp(-1, 1), atol=1e-6)
     with pytest.raises(ValueError, match="outside"):
         ts.figure6_references(truth, test.subjects, item=99)

@@ -620,7 +620,9 @@ def _pick_pair(first: ComboBox, second: ComboBox, viewer, prefer: tuple[str, str
     names = list(first.choices)
     if not names:
         return
-    pick = lambda key: next((n for n in names if key in n.lower().split() or infer_modality(n) == key), None)
+    def pick(key):
+        return next((n for n in names if key in n.lower().split() or infer_modality(n) == key), None)
+
     a, b = pick(prefer[0]), pick(prefer[1])
     first.value = a or names[-1]
     rest = [n for n in names if n != first.value]
