@@ -332,10 +332,10 @@ def _(work: Path, data: Data):
         interrupt = ("traceback", f"Ctrl-C printed a traceback (exit {run.code})")
     elif left:
         interrupt = ("silent wrong", f"Ctrl-C left {left}")
-    elif run.code == 130 and len(run.lines) == 1:
+    elif run.code in (130, -signal.SIGINT) and len(run.lines) == 1:  # a shell shows both as 130
         interrupt = ("correct", "Ctrl-C: exit 130, one line, nothing left")
     else:
-        interrupt = ("unhelpful error", f"Ctrl-C: exit {run.code}, {len(run.lines)} lines")
+        interrupt = ("unhelpful error", f"Ctrl-C: exit {run.code}, {len(run.lines)} lines: {run.lines[-1:]}")
     run_dir = work / "run"
     train_run(run_dir)
     planted = run_dir / ".last.pt.k3j9x2ab.tmp"

@@ -441,6 +441,18 @@ def _expected_message(err: BaseException) -> str | None:
     return None
 
 
+def _caused_by_interrupt(err: BaseException) -> bool:
+    """Whether ``err`` wraps a KeyboardInterrupt (Python turns one raised in ``__set_name__`` during a
+    lazy import into a RuntimeError, for instance)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
 @contextmanager
 def _warnings_on_one_line(enabled: bool) -> Iterator[None]:
     """Python warnings printed as one ``warning: ...`` line while a command runs (not with --debug).
@@ -483,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - every error becomes one line unless --debug
             if args.debug:
                 raise
+            if _caused_by_interrupt(err):  # Ctrl-C inside an import or a class body arrives wrapped
+                say("interrupted")
+                return 130
             message = _expected_message(err)
             if message is not None:
                 say(f"error: {message}")

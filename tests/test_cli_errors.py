@@ -353,3 +353,15 @@ def test_phantom_out_that_is_a_file_is_refused(tmp_path):
 def test_register_output_folder_is_made_with_the_usual_permissions(data, tmp_path):
     assert _register(data, tmp_path / "out")[0] == 0
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755  # not the 0700 of the temporary folder it was
+
+
+def test_ctrl_c_wrapped_by_python_is_still_an_interrupt(data, tmp_path, monkeypatch):
+    def interrupted_in_an_import(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:  # as Python does for __set_name__ during a class body
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'start_callbacks'") from err
+
+    monkeypatch.setattr(register_module, "optimise", interrupted_in_an_import)
+    code, _, err = _register(data, tmp_path / "out")
+    assert code == 130 and error_lines(err) == ["imse-study register: interrupted"]
