@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -313,9 +314,10 @@ def _(work: Path, data: Data):
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()
     start = time.perf_counter()
-    while "%|" not in "".join(chunks) and proc.poll() is None and time.perf_counter() - start < 120:
-        time.sleep(0.2)  # until the optimisation's progress bar shows
-    time.sleep(1.0)
+    stepping = re.compile(r"\|\s*[1-9]\d*/\d+ ")  # a progress bar past its first steps (torch's lazy imports done)
+    while not stepping.search("".join(chunks)) and proc.poll() is None and time.perf_counter() - start < 180:
+        time.sleep(0.2)
+    time.sleep(0.5)
     finished = proc.poll() is not None
     proc.send_signal(signal.SIGINT)
     try:
@@ -330,8 +332,10 @@ def _(work: Path, data: Data):
         interrupt = ("not run", f"register ended (exit {run.code}) before Ctrl-C could be sent")
     elif "Traceback" in run.stderr:
         interrupt = ("traceback", f"Ctrl-C printed a traceback (exit {run.code})")
+    elif run.code == 0:
+        interrupt = ("unhelpful error", "Ctrl-C was ignored: the registration ran to its end (exit 0)")
     elif left:
-        interrupt = ("silent wrong", f"Ctrl-C left {left}")
+        interrupt = ("silent wrong", f"Ctrl-C left {left} (exit {run.code})")
     elif run.code in (130, -signal.SIGINT) and len(run.lines) == 1:  # a shell shows both as 130
         interrupt = ("correct", "Ctrl-C: exit 130, one line, nothing left")
     else:
