@@ -3,32 +3,19 @@ agreement of Shuffle Remap with the paper's loop. Correctness only: no timing is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from benchscripts import load_benchmark
 
 @pytest.fixture(scope="module")
 def smoke_result(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        runner = _load("benchmarks_run", ROOT / "benchmarks" / "run.py")
+        runner = load_benchmark("run")
         out = tmp_path_factory.mktemp("bench") / "smoke.json"
         runner.main(["--smoke", "--only", "shuffle_remap", "--out", str(out), "--no-plot"])
     finally:
@@ -66,7 +53,7 @@ def test_loop_reference_and_ours_agree(smoke_result):
 
 def test_plot_writes_tables_and_images(smoke_result, tmp_path):
     path, res = smoke_result
-    plot = _load("benchmarks_plot", ROOT / "benchmarks" / "plot.py")
+    plot = load_benchmark("plot")
     tables, images = plot.main([str(path), "--images", str(tmp_path / "img"), "--tables", str(tmp_path / "t.md")])
     text = tables.read_text()
     for section in ("machine", "targets", "shuffle_remap"):

@@ -3,13 +3,12 @@ and the phantom version/variant reaching the registration test pairs."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from benchscripts import load_benchmark
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.phantom import load_phantom
@@ -17,20 +16,9 @@ from imse_study.evaluator.train import train_evaluator
 from imse_study.registration.evaluate import TEST_SEED, make_test_pairs
 from imse_study.warp import warp
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench():
-    return _load("benchmarks_evaluator_transfer", ROOT / "benchmarks" / "evaluator_transfer.py")
+    return load_benchmark("evaluator_transfer")
 
 
 @pytest.fixture(scope="module")
