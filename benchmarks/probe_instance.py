@@ -28,8 +28,8 @@ import torch
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.phantom import LABELS, load_phantom
 from imse_study.metrics import dice, nonpositive_jacobian_fraction
-from imse_study.registration.instance import optimise
-from imse_study.registration.similarity import similarity
+from imse_study.registration.optimise import optimise
+from imse_study.losses.similarity import similarity
 from imse_study.warp import warp
 
 BRAIN = [LABELS[k] for k in ("csf", "gm", "wm", "ventricles")]

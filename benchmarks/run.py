@@ -435,10 +435,10 @@ def _cpu_timed(register, store: list[float]):
 
 
 def bench_registration(mode: str) -> dict[str, Any]:
-    from imse_study import zoo
+    from imse_study.study import zoo
     from imse_study.registration.evaluate import evaluate, make_test_pairs, network_registrar
     from imse_study.registration.methods import classic_registrar, external_registrar
-    from imse_study.registration.train import load_network
+    from imse_study.registration.learned import load_network
 
     import pandas as pd
 
@@ -546,7 +546,7 @@ def _compile_worker(spec: dict[str, Any]) -> dict[str, Any]:
     out = {"compile_s": compile_s, "times": t, "max_abs_diff": diff}
 
     # what classic IMSE registration does at each step: forward + backward to the input (batch 1,
-    # frozen weights, as imse_study.registration.similarity freezes them)
+    # frozen weights, as imse_study.losses.similarity freezes them)
     for p in model.parameters():
         p.requires_grad_(False)
     x1 = x[:1].clone()
@@ -567,11 +567,11 @@ def _compile_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def bench_optimisations(mode: str) -> dict[str, Any]:
-    from imse_study import zoo
+    from imse_study.study import zoo
     from imse_study.config import get_profile
     from imse_study.evaluator.model import Evaluator
     from imse_study.registration.evaluate import make_test_pairs
-    from imse_study.registration.train import load_network
+    from imse_study.registration.learned import load_network
 
     s = SETTINGS[mode]
     reps = s["opt_repeats"]

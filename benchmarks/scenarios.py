@@ -271,7 +271,7 @@ def _(work: Path, data: Data):
     repo = repo_copy(work / "repo")
     page = repo / "book" / "experiments" / "00_data.ipynb"
     before = sha(page)
-    proc = subprocess.Popen([sys.executable, "-m", "imse_study.study", "--profile", "smoke", "--only", "00_data",
+    proc = subprocess.Popen([sys.executable, "-m", "imse_study.study.runner", "--profile", "smoke", "--only", "00_data",
                              "--no-build"], cwd=repo, env=_env(repo), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     start = time.perf_counter()

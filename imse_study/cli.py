@@ -115,7 +115,7 @@ def _cmd_train_evaluator(args: argparse.Namespace) -> int:
 def _cmd_train_registration(args: argparse.Namespace) -> int:
     import torch
 
-    from imse_study.registration.train import train_registration
+    from imse_study.registration.learned import train_registration
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -45,7 +45,7 @@ _PROBE_SIDE = 16  # the evaluator is tried on at most 16 voxels per axis (a mult
 
 
 def _similarity_name(args: argparse.Namespace) -> str:
-    from imse_study.registration.similarity import similarity_names
+    from imse_study.losses.similarity import similarity_names
 
     name = str(args.similarity).strip().lower()
     if name not in similarity_names():
@@ -55,7 +55,7 @@ def _similarity_name(args: argparse.Namespace) -> str:
 
 def check_register_options(args: argparse.Namespace) -> None:
     """``register``: options that its similarity would ignore are refused, not dropped."""
-    from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
+    from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
 
     name = _similarity_name(args)
     if name in EVALUATOR_SIMILARITIES and not args.evaluator:
@@ -73,7 +73,7 @@ def check_register_options(args: argparse.Namespace) -> None:
 
 def check_train_registration_options(args: argparse.Namespace) -> None:
     """``train-registration``: --evaluator only for IMSE, --translator only for translated_mae."""
-    from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
+    from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
 
     name = _similarity_name(args)
     if args.evaluator and name not in EVALUATOR_SIMILARITIES:

@@ -374,11 +374,11 @@ def misaligned_pairs(model, reference, other, seed: int = 0, batch: int = 8) -> 
     """Error maps of ``model`` on aligned pairs and on the same pairs with ``other`` moved by the
     paper's random transform (seeded): ``{"aligned": (other, E), "misaligned": (moved, E)}``.
     Inputs are (N, 1, H, W) tensors in [-1, 1]; the evaluator is applied by
-    :func:`imse_study.evaluator.imse.error_map`."""
+    :func:`imse_study.evaluator.use.error_map`."""
     import torch
 
     from imse_study.augment import random_spatial_displacement
-    from imse_study.evaluator.imse import error_map
+    from imse_study.evaluator.use import error_map
     from imse_study.warp import warp
 
     g = torch.Generator().manual_seed(seed)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from imse_study import claims
-from imse_study.registration.catalogue import NETWORK_METHODS
+from imse_study.study import claims
+from imse_study.study.table2 import NETWORK_METHODS
 
 
 def _register_csv(path, winner: str, name: str = "02_register_ctmr") -> None:

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from imse_study import correlation as corr
+from imse_study.study import correlation as corr
 
 torch.set_num_threads(1)
 

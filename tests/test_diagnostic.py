@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from imse_study.evaluator.model import Evaluator
-from imse_study.registration.diagnostic import (
+from imse_study.study.diagnostic import (
     DiagnosticPairs,
     Variant,
     diagnostic_figure,
@@ -18,14 +18,14 @@ from imse_study.registration.diagnostic import (
     summarise_diagnostic,
 )
 from imse_study.registration.evaluate import make_test_pairs
-from imse_study.registration.robust import (
+from imse_study.losses.robust import (
     InnerMask,
     MultiScale,
     WeightedSum,
     hardening_variants,
     robust_similarity,
 )
-from imse_study.registration.similarity import similarity
+from imse_study.losses.similarity import similarity
 from imse_study.warp import warp
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from imse_study.metrics import dice
-from imse_study.registration.instance import (
+from imse_study.registration.optimise import (
     RegistrationCancelled,
     RegistrationResult,
     affine_to_displacement,
@@ -14,7 +14,7 @@ from imse_study.registration.instance import (
     optimise_field,
     upsample_control_grid,
 )
-from imse_study.registration.similarity import similarity
+from imse_study.losses.similarity import similarity
 from imse_study.warp import warp
 
 SHIFT = (2.0, -3.0)  # voxels along axes 0 and 1: whole voxels, so nearest-warped labels are exact

@@ -1,4 +1,4 @@
-"""Parallel notebooks start their kernels one at a time (imse_study.kernel_start)."""
+"""Parallel notebooks start their kernels one at a time (imse_study.study.kernel_start)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import fcntl
 
 import pytest
 
-from imse_study.kernel_start import LOCK_FILE, SerialStartKernelManager
+from imse_study.study.kernel_start import LOCK_FILE, SerialStartKernelManager
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_kernel_start_waits_for_the_lock_and_ends_listening():
             waited = not task.done() and not km.has_kernel
             fcntl.flock(held, fcntl.LOCK_UN)
         await asyncio.wait_for(task, 120)
-        from imse_study.kernel_start import _listening
+        from imse_study.study.kernel_start import _listening
 
         listening = _listening(km.ip, km.shell_port) and _listening(km.ip, km.hb_port)
         await km.shutdown_kernel(now=True)

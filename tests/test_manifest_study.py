@@ -127,7 +127,7 @@ def test_phantom_test_pairs_unchanged():
 
 def test_train_registration_on_a_manifest_set(folder_root, tmp_path, monkeypatch):
     from imse_study.cli import main
-    from imse_study.registration.train import load_network, train_registration
+    from imse_study.registration.learned import load_network, train_registration
 
     out = tmp_path / "vm"
     code = main(["train-registration", "--similarity", "mi", "--moving", "t1", "--target", "t2", "--profile", "smoke",
@@ -154,7 +154,7 @@ def test_train_registration_on_a_manifest_set(folder_root, tmp_path, monkeypatch
 
 def test_shipped_models_refused_on_a_manifest_set(folder_root):
     from imse_study.evaluator.pretrained import load_any
-    from imse_study.registration.catalogue import obtain_network
+    from imse_study.study.table2 import obtain_network
 
     with pytest.raises(ValueError, match="trained on the phantom.*-p train True"):
         obtain_network("mi", "t1", "t2", 2, "quick", train=False, dataset="folder", root=folder_root)
@@ -180,7 +180,7 @@ def test_translation_quality_reads_the_data_set(folder_root):
 @pytest.mark.integration
 def test_register_notebook_on_a_manifest_set(folder_root, tmp_path):
     """The study runner's --dataset: 02 through papermill on the fake set, networks trained here."""
-    from imse_study import study
+    from imse_study.study import runner as study
 
     out = tmp_path / "pages"
     assert study.main(["--dataset", "folder", "--root", str(folder_root), "--only", "02_register_t1t2", "--profile",

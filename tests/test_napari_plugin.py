@@ -172,8 +172,8 @@ def test_translate_widget(viewer):
 @pytest.fixture
 def registration_modules():
     try:
-        from imse_study.registration.instance import optimise_field  # noqa: F401
-        from imse_study.registration.similarity import similarity  # noqa: F401
+        from imse_study.registration.optimise import optimise_field  # noqa: F401
+        from imse_study.losses.similarity import similarity  # noqa: F401
     except ImportError as err:  # pragma: no cover - the registration package is required
         pytest.skip(f"imse_study.registration is not importable yet: {err}")
 
@@ -185,8 +185,8 @@ def _wait(qtbot, widget, timeout=30_000):
 @pytest.mark.parametrize("sim", ["mi", "imse"])
 def test_register_widget(viewer, qtbot, registration_modules, sim):
     from imse_study.metrics import dice
-    from imse_study.registration.instance import optimise_field
-    from imse_study.registration.similarity import similarity
+    from imse_study.registration.optimise import optimise_field
+    from imse_study.losses.similarity import similarity
     from imse_study.warp import warp
 
     if sim == "imse":

@@ -6,7 +6,7 @@ import torch
 
 from imse_study.registration.evaluate import evaluate, make_test_pairs, network_registrar, summarise
 from imse_study.registration.network import RegistrationNet
-from imse_study.registration.train import load_network, train_registration
+from imse_study.registration.learned import load_network, train_registration
 
 
 def test_network_starts_near_identity_and_checks_sizes():

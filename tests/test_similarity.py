@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from imse_study.evaluator.checkpoint import EvaluatorMeta, save_checkpoint
-from imse_study.evaluator.imse import imse_loss
+from imse_study.evaluator.use import imse_loss
 from imse_study.evaluator.model import Evaluator
-from imse_study.registration.mind import mind_pairs, mind_ssc
-from imse_study.registration.similarity import (
+from imse_study.losses.mind import mind_pairs, mind_ssc
+from imse_study.losses.similarity import (
     IMSE,
     Similarity,
     resolve_similarity,

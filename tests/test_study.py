@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imse_study import study
+from imse_study.study import runner as study
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_RUNS = [(e.stem, name, params) for e in study.select(None) for name, params in e.runs()]
@@ -121,7 +121,7 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
         assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {}), \
             "the slice viewer's widget state must be stored for the static book"
     if name.startswith("02_register"):
-        from imse_study.registration.catalogue import NETWORK_METHODS
+        from imse_study.study.table2 import NETWORK_METHODS
 
         params = dict((n, p) for _, n, p in SMOKE_RUNS)[name]
         assert set(results["method"]) == {"initial", *params.get("methods", NETWORK_METHODS)}

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from imse_study import translation_study as ts
+from imse_study.study import translation as ts
 
 torch.set_num_threads(1)
 
@@ -50,7 +50,7 @@ def test_direction():
 
 
 def test_missing_shipped_translator_is_reported_not_raised(monkeypatch):
-    from imse_study import zoo
+    from imse_study.study import zoo
 
     monkeypatch.setattr(zoo, "translator_path", lambda *a, **k: None)
     choices = ts.load_translators("t2", "t1", profile="quick")
@@ -58,7 +58,7 @@ def test_missing_shipped_translator_is_reported_not_raised(monkeypatch):
     for kind, c in choices.items():
         assert not c.available
         assert c.status.startswith("not available (train it with: imse-study train-translator --kind " + kind)
-        assert "python -m imse_study.zoo" in c.status
+        assert "python -m imse_study.study.zoo" in c.status
     table = ts.availability_table(choices)
     assert list(table["method"]) == ["CycleGAN", "RegGAN"] and (table["reproduce"] == "").all()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from imse_study import study
+from imse_study.study import runner as study
 from imse_study.atomic import atomic_write, leftover_temp_files
 from imse_study.cli import main
 from imse_study.training import plain
@@ -100,7 +100,7 @@ def test_crafted_checkpoints_are_refused_without_running(tmp_path, capsys):
     assert not marker.exists()
 
     from imse_study.baselines import load_translator
-    from imse_study.registration.train import load_network
+    from imse_study.registration.learned import load_network
 
     for load in (load_network, load_translator):
         with pytest.raises(ValueError, match="not a safe imse-study") as info:
@@ -282,9 +282,9 @@ def test_study_refuses_to_write_the_book_unless_asked(fake_book, args, message, 
 
 def test_study_publish_writes_the_book_pages(fake_book, monkeypatch):
     book, calls = fake_book
-    import imse_study.claims
+    import imse_study.study.claims
 
-    monkeypatch.setattr(imse_study.claims, "write_claims", lambda out: out / "claims.md")
+    monkeypatch.setattr(imse_study.study.claims, "write_claims", lambda out: out / "claims.md")
     assert study.main(["--profile", "quick", "--publish", "--no-build", "--only", "00_data"]) == 0
     assert calls == [(book / "experiments", "quick")] and (book / "experiments" / study.RUN_LOG).exists()
 
@@ -293,7 +293,7 @@ def test_study_publish_writes_the_book_pages(fake_book, monkeypatch):
 def test_study_smoke_run_leaves_the_committed_pages_alone(tmp_path, monkeypatch):
     pages = {p: _digest(p) for p in (REPO / "book" / "experiments").rglob("*") if p.is_file()}
     monkeypatch.chdir(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "imse_study.study", "--profile", "smoke", "--only", "00_data",
+    proc = subprocess.run([sys.executable, "-m", "imse_study.study.runner", "--profile", "smoke", "--only", "00_data",
                            "-p", "threads", "1"], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -317,7 +317,7 @@ def test_papermill_results_land_beside_the_output_notebook(tmp_path):
 
     parameters = nbformat.v4.new_code_cell('results_csv = None\nmodality = "t1t2"\ndim = 2')
     parameters.metadata["tags"] = ["parameters"]
-    write = nbformat.v4.new_code_cell("from imse_study.study import results_file\n"  # as the study's notebooks do
+    write = nbformat.v4.new_code_cell("from imse_study.study.runner import results_file\n"  # as the study's notebooks do
                                       'results_csv = results_file(results_csv, "02_register", modality, dim)\n'
                                       'open(results_csv, "w").write("a\\n1\\n")')
     nb = nbformat.v4.new_notebook(cells=[parameters, write], metadata={
@@ -335,13 +335,13 @@ def test_papermill_results_land_beside_the_output_notebook(tmp_path):
 
 
 def test_results_path_outside_papermill_and_when_given():
-    from imse_study.papermill_output import _papermill_arguments, papermill_output_path, results_path
+    from imse_study.study.papermill_output import _papermill_arguments, papermill_output_path, results_path
 
     assert papermill_output_path() is None  # pytest is not papermill: the working folder
     assert results_path("r.csv") == Path("r.csv") and results_path("r.csv", "a/given.csv") == Path("a/given.csv")
     assert _papermill_arguments(["/usr/bin/python3", "/usr/local/bin/papermill", "in", "out"]) == ["in", "out"]
     assert _papermill_arguments(["python", "-m", "papermill", "in", "out"]) == ["in", "out"]
-    assert _papermill_arguments(["python", "-m", "imse_study.study", "papermill"]) is None
+    assert _papermill_arguments(["python", "-m", "imse_study.study.runner", "papermill"]) is None
 
 
 def test_every_results_notebook_names_its_csv_with_the_helper():

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from imse_study.data.geometry import Layout, resize, slice_axis, working_grid
 from imse_study.data.normalise import normalise
-from imse_study.evaluator.imse import error_map, translate
+from imse_study.evaluator.use import error_map, translate
 
 ImageFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 

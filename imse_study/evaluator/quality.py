@@ -20,7 +20,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from imse_study.augment import random_spatial_displacement
-from imse_study.evaluator.imse import translate
+from imse_study.evaluator.use import translate
 from imse_study.evaluator.train import load_images, ranking_auc, ranking_modalities
 from imse_study.warp import warp
 

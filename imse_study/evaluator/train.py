@@ -43,7 +43,7 @@ from imse_study.augment.intensity import (
 from imse_study.config import EvaluatorTraining, get_profile
 from imse_study.data.datasets import is_phantom
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
-from imse_study.evaluator.imse import foreground_mask
+from imse_study.evaluator.use import foreground_mask
 from imse_study.evaluator.model import ARCHS, build_evaluator
 from imse_study.training import (
     distributed, prepare_run_folder, record_epoch, resume_state, run_settings, seeded_init, step_generator,

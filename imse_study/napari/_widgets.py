@@ -408,7 +408,7 @@ class RegisterWidget(_Base):
     def _similarity(self, mov_layer, tgt_layer, plan):
         """``(similarity, its description, working spacing)``: an evaluator's training spacing, else None."""
         name = self.similarity.value
-        from imse_study.registration.similarity import EVALUATOR_SIMILARITIES, similarity
+        from imse_study.losses.similarity import EVALUATOR_SIMILARITIES, similarity
 
         if name not in EVALUATOR_SIMILARITIES:
             return similarity(name), name, None
@@ -519,7 +519,7 @@ class RegisterWidget(_Base):
             self.status.value = f"{where}step {step}/{total}, loss {loss:.4f}"
 
     def _on_error(self, err: Exception) -> None:
-        from imse_study.registration.instance import RegistrationCancelled
+        from imse_study.registration.optimise import RegistrationCancelled
 
         if isinstance(err, RegistrationCancelled):
             self.result = {"cancelled": True}

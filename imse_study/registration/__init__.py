@@ -4,10 +4,10 @@ reference tools (ANTs, elastix) and the evaluation table."""
 from imse_study.registration.evaluate import (
     TestPairs, direction_name, evaluate, make_test_pairs, network_registrar, summarise,
 )
-from imse_study.registration.instance import optimise_field
+from imse_study.registration.optimise import optimise_field
 from imse_study.registration.network import RegistrationNet
-from imse_study.registration.similarity import similarity
-from imse_study.registration.train import load_network, train_registration
+from imse_study.losses.similarity import similarity
+from imse_study.registration.learned import load_network, train_registration
 
 __all__ = [
     "RegistrationNet", "TestPairs", "direction_name", "evaluate", "load_network", "make_test_pairs",

@@ -38,9 +38,9 @@ from imse_study.data.geometry import (
 from imse_study.data.io import load_labels, load_nifti, save_nifti
 from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
 from imse_study.metrics import dice
-from imse_study.registration.instance import optimise
-from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
-from imse_study.registration.similarity import similarity as make_similarity
+from imse_study.registration.optimise import optimise
+from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
+from imse_study.losses.similarity import similarity as make_similarity
 from imse_study.training import atomic_write_json
 from imse_study.warp import warp
 
@@ -77,7 +77,7 @@ def register_arrays(
     flips and swaps) at ``working_spacing`` (mm per registered axis, e.g. an evaluator's training
     spacing) when given. ``progress`` shows one tqdm bar ("slice k/n"); ``callback(step, total,
     loss)`` counts steps over all slices and may return False to cancel. ``options`` go to
-    :func:`~imse_study.registration.instance.optimise` (iterations, mode, smooth_weight, ...).
+    :func:`~imse_study.registration.optimise.optimise` (iterations, mode, smooth_weight, ...).
     """
     if moving.shape != target.shape:
         raise ValueError(f"moving {moving.shape} and target {target.shape} must share one grid; resample first")

@@ -1,7 +1,7 @@
 """Registration methods by name, as the evaluation table wants them: ``(moving, target) -> displacement``.
 
 Classic rows (Eq. 1 and the reference tools): ``ncc``, ``lncc``, ``mi``, ``mind``, ``mae`` and
-``imse`` optimise a field with :func:`imse_study.registration.instance.optimise`; ``ants`` and
+``imse`` optimise a field with :func:`imse_study.registration.optimise.optimise`; ``ants`` and
 ``elastix`` call the reference tools (:mod:`imse_study.registration.external`). The IMSE rows take
 the evaluator that knows one of the two modalities: the caller names it, or the shipped phantom
 evaluator of that modality is used.
@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from imse_study.registration.evaluate import Registrar, TestPairs
-from imse_study.registration.instance import optimise
-from imse_study.registration.similarity import EVALUATOR_SIMILARITIES
-from imse_study.registration.similarity import similarity as make_similarity
+from imse_study.registration.optimise import optimise
+from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
+from imse_study.losses.similarity import similarity as make_similarity
 
 CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse", "imse_robust")
 EXTERNAL_TOOLS = ("ants", "elastix")

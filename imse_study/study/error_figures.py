@@ -1,7 +1,7 @@
 """Figures of the translation and spatial-error pages (paper Figures 6, 7, 8; notebooks 04 and 05).
 
-Only drawing: every number comes from :mod:`imse_study.translation_study` and
-:mod:`imse_study.correlation`.
+Only drawing: every number comes from :mod:`imse_study.study.translation` and
+:mod:`imse_study.study.correlation`.
 """
 
 from __future__ import annotations

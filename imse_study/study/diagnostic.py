@@ -6,7 +6,7 @@ phantom's, or a manifest set's) of the moving modality warped by a seeded random
 so the *truly aligned* moving image is the unwarped one, and the displacement that undoes the
 misalignment is the inverse of the known field (computed here by fixed-point iteration). For each
 pair and each registration *variant* (a similarity plus the options of
-:func:`~imse_study.registration.instance.optimise`) the diagnostic records
+:func:`~imse_study.registration.optimise.optimise`) the diagnostic records
 
 - ``loss_solution``: the similarity at the optimiser's solution (``warp(moving, phi)`` vs target),
 - ``loss_truth``: the similarity of the unwarped moving image against the target (the true
@@ -27,7 +27,7 @@ pair and each registration *variant* (a similarity plus the options of
   deformable, the loss after the affine stage, and the seconds of each (wall time; ``cpu_seconds``
   is the process's CPU time, which a loaded machine does not inflate at one thread).
 
-The affine-only result needs no second run: :func:`~imse_study.registration.instance.optimise`
+The affine-only result needs no second run: :func:`~imse_study.registration.optimise.optimise`
 returns the affine stage's displacement (``affine_displacement``) beside the full one, and the
 seconds of the affine stage are read from the step callback (the affine stage is the first
 ``iterations // (levels + 1)`` steps in ``multires`` mode).
@@ -51,8 +51,8 @@ from imse_study.metrics import (
     nonpositive_jacobian_fraction,
 )
 from imse_study.registration.evaluate import TEST_SEED, TestPairs
-from imse_study.registration.instance import MODES, optimise
-from imse_study.registration.similarity import SimilarityLike
+from imse_study.registration.optimise import MODES, optimise
+from imse_study.losses.similarity import SimilarityLike
 from imse_study.warp import warp
 
 __all__ = [
@@ -192,7 +192,7 @@ class Variant:
 
 def _build(name: str, pairs: TestPairs) -> SimilarityLike:
     from imse_study.registration.methods import default_evaluator
-    from imse_study.registration.similarity import similarity
+    from imse_study.losses.similarity import similarity
 
     extra = {}
     if name.strip().lower() == "imse":
@@ -298,7 +298,7 @@ def fooling_diagnostic(
 
     ``variants``: see :func:`resolve_variants` (e.g. ``["mi", "mind", "imse"]`` or
     ``{"imse+mind": Variant(sim, {"grid_spacing": 8})}``). ``mode``, ``iterations`` and
-    ``optimise_options`` are the defaults of :func:`~imse_study.registration.instance.optimise`
+    ``optimise_options`` are the defaults of :func:`~imse_study.registration.optimise.optimise`
     that a variant's own options override. One row per pair x variant (columns: module docstring).
     ``device``: where the optimisation runs (e.g. ``cuda``; default: where the pairs are); labels
     are scored on the CPU either way.
@@ -505,7 +505,7 @@ def _dice_figure(table: pd.DataFrame):
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line: python -m imse_study.registration.diagnostic --direction t1-t2 --pairs 8 --out t.csv
+# Command line: python -m imse_study.study.diagnostic --direction t1-t2 --pairs 8 --out t.csv
 # ----------------------------------------------------------------------------------------------
 
 
@@ -513,9 +513,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the diagnostic for one direction and the variants of :func:`.robust.hardening_variants`."""
     import argparse
 
-    from imse_study.registration.robust import hardening_variants
+    from imse_study.losses.robust import hardening_variants
 
-    parser = argparse.ArgumentParser(prog="python -m imse_study.registration.diagnostic",
+    parser = argparse.ArgumentParser(prog="python -m imse_study.study.diagnostic",
                                      description="Fooling diagnostic of classic registration on test pairs")
     parser.add_argument("--direction", default="t1-t2", help="moving-target, e.g. t1-t2 or ct-t1")
     parser.add_argument("--pairs", type=int, default=8)
@@ -560,6 +560,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 if __name__ == "__main__":
     # run the imported module's main, so that Variant is one class (not __main__.Variant)
-    from imse_study.registration import diagnostic as _module  # noqa: PLW0406 (see the comment above)
+    from imse_study.study import diagnostic as _module  # noqa: PLW0406 (see the comment above)
 
     _module.main()

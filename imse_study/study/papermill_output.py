@@ -10,7 +10,7 @@ included, is read as papermill reads it) and resolved against that process's wor
 Written here because neither papermill nor Jupyter offers it.
 
 Only a kernel started by the ``papermill`` command has such a parent. A kernel run by papermill's
-Python API (``papermill.execute_notebook``, as :mod:`imse_study.study` does) or by Jupyter gets
+Python API (``papermill.execute_notebook``, as :mod:`imse_study.study.runner` does) or by Jupyter gets
 ``None`` and writes into its working folder, which those callers choose (the study passes the
 results path and runs each notebook in its output folder).
 """

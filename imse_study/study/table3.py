@@ -112,8 +112,8 @@ def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, pro
     checkpoint path or None), ``source``, ``train_command``. A manifest set refuses the shipped ones.
     """
     from imse_study.evaluator.pretrained import refuse_shipped
-    from imse_study.registration.train import train_registration
-    from imse_study.zoo import network_path
+    from imse_study.registration.learned import train_registration
+    from imse_study.study.zoo import network_path
 
     _, (moving, target), _ = TABLE3_ROWS[modality]
     work = work_folder(work_dir, "imse-table3-", dataset)
@@ -147,7 +147,7 @@ def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, pro
 def ablation_network_table(modality: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
                            n_pairs: int | None = None, dataset: str = "phantom", root: str | None = None) -> pd.DataFrame:
     """Per-pair results of every available ablation network on the Table 3 direction's test pairs of ``dataset``."""
-    from imse_study.registration.train import load_network
+    from imse_study.registration.learned import load_network
 
     _, (moving, target), _ = TABLE3_ROWS[modality]
     pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)

@@ -1,7 +1,7 @@
 """Instance optimisation (Eq. 1): fit a displacement field to one image pair by gradient descent.
 
 ``phi = argmin_phi L_sim(M o phi, T) + lambda * ||grad phi||^2`` (Eq. 1 with the smoothness term of
-Eq. 7), with any :mod:`~imse_study.registration.similarity` as ``L_sim`` (IMSE included, section
+Eq. 7), with any :mod:`~imse_study.losses.similarity` as ``L_sim`` (IMSE included, section
 4.3). The result is a displacement ``(B, ndim, *S)`` in voxels (the package convention) such that
 ``imse_study.warp.warp(moving, displacement)`` approximates ``target``. Two modes:
 
@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from imse_study.metrics import gradient_loss
-from imse_study.registration.similarity import SimilarityLike, check_image_tensor, resolve_similarity
+from imse_study.losses.similarity import SimilarityLike, check_image_tensor, resolve_similarity
 from imse_study.warp import warp
 
 __all__ = [
@@ -318,8 +318,8 @@ def optimise(
 ) -> RegistrationResult:
     """Register ``moving`` to ``target`` (both ``(B, 1, *S)``, 2D or 3D) by Eq. 1; see the module docstring.
 
-    ``similarity``: a :class:`~imse_study.registration.similarity.Similarity`, any callable
-    ``(warped, target, mask) -> loss``, or a name for :func:`~imse_study.registration.similarity.similarity`
+    ``similarity``: a :class:`~imse_study.losses.similarity.Similarity`, any callable
+    ``(warped, target, mask) -> loss``, or a name for :func:`~imse_study.losses.similarity.similarity`
     with default options. ``lr`` is the deformable stage's Adam rate in voxels per step;
     ``affine_lr`` the affine stage's (normalised units); ``levels``, ``affine``, ``grid_spacing``
     apply to ``mode="multires"`` only. ``mask`` restricts the similarity to a region of the target.

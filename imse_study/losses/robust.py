@@ -2,7 +2,7 @@
 
 An evaluator trained as in the paper ranks aligned vs misaligned pairs well, but a free-form field
 optimised against it finds warps that it scores lower than the true alignment
-(:mod:`~imse_study.registration.diagnostic` measures this on the phantom, where the truth is
+(:mod:`~imse_study.study.diagnostic` measures this on the phantom, where the truth is
 known). This module holds the variants tried against that, each usable as a similarity or as a set
 of optimiser options:
 
@@ -15,10 +15,10 @@ of optimiser options:
   |E| (the warps a registration would find), labelled with their true error ``x2 - x1``.
 
 :func:`robust_similarity` builds the variant that the diagnostic measured best (``imse_robust``,
-registered in :func:`~imse_study.registration.similarity.similarity`, so
+registered in :func:`~imse_study.losses.similarity.similarity`, so
 :func:`~imse_study.registration.methods.classic_registrar` runs it like any other loss).
 
-Measured (issue 8; ``python -m imse_study.registration.diagnostic --direction DIR --pairs 8
+Measured (issue 8; ``python -m imse_study.study.diagnostic --direction DIR --pairs 8
 --variants ...``, 2D quick phantom, 8 test pairs per direction, 200 iterations, multires, shipped
 evaluators), Dice after affine -> after affine + deformable:
 
@@ -47,7 +47,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from imse_study.registration.similarity import Similarity, SimilarityLike, similarity
+from imse_study.losses.similarity import Similarity, SimilarityLike, similarity
 from imse_study.warp import warp
 
 __all__ = [
@@ -178,7 +178,7 @@ def robust_similarity(
 
     Takes IMSE's options (``evaluator``, ``moving_modality``, ``target_modality``,
     ``evaluator_modality``), so it can be registered in
-    :func:`imse_study.registration.similarity.similarity`'s registry under ``imse_robust``.
+    :func:`imse_study.losses.similarity.similarity`'s registry under ``imse_robust``.
     """
     imse = similarity("imse", evaluator=evaluator, moving_modality=moving_modality,
                       target_modality=target_modality, evaluator_modality=evaluator_modality)
@@ -201,7 +201,7 @@ def hardening_variants(
     with ``finetuned`` (an evaluator checkpoint from :func:`finetune_hard_negatives`),
     ``imse_hardneg``. ``names`` picks a subset (in that order).
     """
-    from imse_study.registration.diagnostic import Variant
+    from imse_study.study.diagnostic import Variant
     from imse_study.registration.methods import default_evaluator
 
     ev = evaluator or default_evaluator(moving_modality, target_modality)
@@ -238,7 +238,7 @@ def hardening_variants(
 def _adversarial_warp(model: torch.nn.Module, reference: torch.Tensor, other: torch.Tensor, steps: int,
                       lr: float, spacing: int, generator: torch.Generator) -> torch.Tensor:
     """A free-form field (control grid every ``spacing`` px, linear) minimising mean |E(reference, warp(other))|."""
-    from imse_study.registration.instance import _grid_shape, upsample_control_grid
+    from imse_study.registration.optimise import _grid_shape, upsample_control_grid
 
     shape = tuple(reference.shape[2:])
     grid = _grid_shape(shape, spacing)

@@ -31,7 +31,7 @@ from imse_study.config import get_profile
 from imse_study.data.datasets import data_arguments
 from imse_study.metrics import dice, gradient_loss
 from imse_study.registration.network import RegistrationNet
-from imse_study.registration.similarity import similarity as make_similarity
+from imse_study.losses.similarity import similarity as make_similarity
 from imse_study.training import (
     distributed, meta_from_dict, package_version, prepare_run_folder, read_payload, resume_state, run_settings,
     save_model_checkpoint, seeded_init, record_epoch, step_generator, training_device, unwrap, with_budget,

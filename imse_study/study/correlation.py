@@ -37,7 +37,7 @@ import torch
 from scipy import stats
 
 from imse_study.augment import random_spatial_displacement
-from imse_study.evaluator.imse import error_map, foreground_mask
+from imse_study.evaluator.use import error_map, foreground_mask
 from imse_study.metrics import dice
 from imse_study.warp import warp
 

@@ -4,7 +4,7 @@ Every method is a VoxelMorph (Eq. 6) trained with one similarity plus the smooth
 the methods differ only in the similarity (section 4.2):
 
 =========  ===================================================================================
-ncc        local NCC (window 9, VoxelMorph's NCC; :class:`~imse_study.registration.similarity.LNCC`)
+ncc        local NCC (window 9, VoxelMorph's NCC; :class:`~imse_study.losses.similarity.LNCC`)
 mi         MONAI's global mutual information
 mind       MIND-SSC, L1 between descriptors
 cyclegan   MAE after translating the moving image with a CycleGAN generator (Eq. 3-4)
@@ -13,7 +13,7 @@ imse_bc    IMSE with an evaluator trained with the Bezier histogram shift (the p
 imse_sr    IMSE with an evaluator trained with Shuffle Remap (the paper's method)
 =========  ===================================================================================
 
-:func:`obtain_network` finds a method's network: the shipped one (:mod:`imse_study.zoo`, quick
+:func:`obtain_network` finds a method's network: the shipped one (:mod:`imse_study.study.zoo`, quick
 profile) unless ``train`` is set or the profile is ``smoke``, in which case it trains one (and the
 evaluator or translator it needs) in a work folder. :func:`registration_table` runs every method on
 the test pairs of both directions of a modality pair and returns the tidy table of
@@ -82,7 +82,7 @@ def evaluator_name(method: str, moving: str, target: str, dim: int = 2) -> str:
 
 
 def similarity_of(method: str) -> str:
-    """The similarity name (:func:`imse_study.registration.similarity`) a method trains with."""
+    """The similarity name (:func:`imse_study.losses.similarity`) a method trains with."""
     if method not in NETWORK_METHODS:
         raise ValueError(f"unknown method {method!r}: choose from {', '.join(NETWORK_METHODS)}")
     return {"ncc": "lncc", "cyclegan": "translated_mae", "reggan": "translated_mae",
@@ -154,8 +154,8 @@ def obtain_network(
     they are refused with an error unless ``train`` is set (or the profile is ``smoke``).
     """
     from imse_study.evaluator.pretrained import refuse_shipped
-    from imse_study.registration.train import load_network, train_registration
-    from imse_study.zoo import network_path
+    from imse_study.registration.learned import load_network, train_registration
+    from imse_study.study.zoo import network_path
 
     similarity_name = similarity_of(method)
     command = train_command(method, moving, target, dim, profile, dataset, root)

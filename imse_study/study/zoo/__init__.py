@@ -12,7 +12,7 @@ Names:
 * translators: ``<kind>-<source>-<target>-<dim>d.pt`` (kind ``cyclegan`` or ``reggan``).
 
 Evaluators stay in :mod:`imse_study.evaluator.pretrained` (``phantom-<modality>-<dim>d[-<variant>]``).
-Ship a finished run with ``python -m imse_study.zoo RUN_DIR [RUN_DIR ...]``.
+Ship a finished run with ``python -m imse_study.study.zoo RUN_DIR [RUN_DIR ...]``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _last_log_row(stem: str) -> dict[str, Any]:
 def write_readme() -> Path:
     """``README.md`` of the zoo: every shipped file, its budget, last validation figures and command."""
     lines = ["# Shipped networks (the study's quick profile)", "",
-             "Written by `python -m imse_study.zoo` from the files' metadata. Each `.pt` has a `.json` with "
+             "Written by `python -m imse_study.study.zoo` from the files' metadata. Each `.pt` has a `.json` with "
              "its metadata and a `.log.csv` with the training log. Registration networks: validation Dice "
              "(held-out subjects, fixed random misalignments) before and after. Translators: validation "
              "NMAE / SSIM of the generator (CycleGAN's second generator F has no log of its own).", "",
@@ -191,7 +191,7 @@ def write_readme() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imse_study.zoo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imse_study.study.zoo", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished run folders to ship")
     args = parser.parse_args(argv)
     for run in args.runs:

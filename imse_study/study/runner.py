@@ -34,7 +34,7 @@ import yaml
 from imse_study.config import PROFILE_NAMES
 from imse_study.data.datasets import is_phantom
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 BOOK = REPO / "book"
 EXPERIMENTS = BOOK / "experiments"
@@ -81,8 +81,8 @@ def results_file(given: str | os.PathLike | None, stem: str, modality: str | Non
                  dim: int | None = None) -> Path:
     """A notebook's results CSV: the ``results_csv`` it was given, else ``<page name>.csv`` beside
     the executed notebook when the ``papermill`` command runs it (not in the folder papermill was
-    started in), else in the working folder (see :mod:`imse_study.papermill_output`)."""
-    from imse_study.papermill_output import results_path
+    started in), else in the working folder (see :mod:`imse_study.study.papermill_output`)."""
+    from imse_study.study.papermill_output import results_path
 
     return results_path(page_name(stem, modality, dim) + ".csv", given)
 
@@ -98,7 +98,7 @@ EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("05_spatial_error", modalities=("t1t2", "ctmr")),
     # Table 3 is trained for CT-MR only in the quick profile (the paper's mr_to_ct row)
     Experiment("06_shuffle_remap_ablation", modalities=("ctmr",)),
-    # the full diagnostic (every variant) is `python -m imse_study.registration.diagnostic`; the
+    # the full diagnostic (every variant) is `python -m imse_study.study.diagnostic`; the
     # book's page runs the four main variants on 8 pairs (about 4 minutes per page on one core)
     Experiment("07_robustness", modalities=("t1t2", "ctmr"),
                extra={"n_pairs": 8, "variants": ["imse", "mi", "mind", "imse_robust"]}),
@@ -222,7 +222,7 @@ def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, see
     target = out_dir / f"{name}.ipynb"
     parameters = {**params, "profile": profile, "seed": seed, "results_csv": f"{name}.csv", **(extra or {})}
     start = time.perf_counter()
-    from imse_study.kernel_start import SerialStartKernelManager
+    from imse_study.study.kernel_start import SerialStartKernelManager
 
     pm.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(out_dir),
                         progress_bar=False, kernel_name="python3", log_output=False,
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.publish:
         print(f"the book's pages are unchanged (--profile {PUBLISHED_PROFILE} --publish rewrites book/experiments)")
         return 0
-    from imse_study.claims import write_claims
+    from imse_study.study.claims import write_claims
 
     print(f"claims page rewritten from the CSVs: {write_claims(args.out)}")
     if not args.no_build:

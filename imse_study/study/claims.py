@@ -2,7 +2,7 @@
 
 Every figure on the claims page comes from ``book/experiments/<page>.csv`` (the tidy results each
 notebook writes) and every status from a rule applied to those numbers, so the page cannot drift
-from the experiments: ``python -m imse_study.claims`` (run by :mod:`imse_study.study` after the
+from the experiments: ``python -m imse_study.study.claims`` (run by :mod:`imse_study.study.runner` after the
 notebooks) rewrites ``book/claims.md``. A claim whose CSV is missing is ``pending``.
 
 Statuses: **reproduced** (the effect the paper describes shows up on the phantom: not its numbers),
@@ -23,7 +23,7 @@ import pandas as pd
 
 from imse_study.atomic import atomic_write
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "book" / "experiments"
 PAIRS = {"t1t2": "T1-T2", "ctmr": "CT-MR"}
 
@@ -237,7 +237,7 @@ def ablation_claim(experiments: Path) -> Claim:
     found = {p: t for p in PAIRS if (t := _read(experiments, f"06_shuffle_remap_ablation_{p}")) is not None}
     if not found:
         return _pending("R4", claim, "06_shuffle_remap_ablation")
-    from imse_study.registration.ablation import N_RANGES
+    from imse_study.study.table3 import N_RANGES
 
     parts, verdicts = [], []
     kinds = (("registration_network", "VoxelMorph per evaluator, as the paper"), ("registration", "classic optimisation"))
@@ -310,7 +310,7 @@ def robustness_claims(experiments: Path) -> list[Claim]:
     wins2 = total2 = 0
     for pair, t in found.items():
         if {"epe_affine", "epe_deformable"} <= set(t.columns):  # the dense stage moved away from the true field
-            from imse_study.registration.diagnostic import misled
+            from imse_study.study.diagnostic import misled
 
             t = t.assign(misled=misled(t).astype(float))
         means = t.groupby("variant")[[c for c in ("dice_affine", "dice_deformable", "fooled", "misled")
@@ -385,8 +385,8 @@ budgets differ), **not reproduced** (we ran the test and the effect does not sho
 other way), **partly**, **not testable here** (it needs data or resources this study does not
 have) or **pending** (not run in this book yet).
 
-This page is generated (`python -m imse_study.claims`) from the CSV files the executed notebooks
-wrote (`book/experiments/<page>.csv`) with fixed rules (see `imse_study/claims.py`); the paper's
+This page is generated (`python -m imse_study.study.claims`) from the CSV files the executed notebooks
+wrote (`book/experiments/<page>.csv`) with fixed rules (see `imse_study/study/claims.py`); the paper's
 numbers are in `book/paper_tables.yaml`. Nothing on it is typed by hand.
 """
 
@@ -425,7 +425,7 @@ def write_claims(experiments: str | Path = EXPERIMENTS, out: str | Path | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imse_study.claims", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imse_study.study.claims", description=__doc__.split("\n")[0])
     parser.add_argument("--experiments", type=Path, default=EXPERIMENTS, help="folder of executed notebooks + CSVs")
     parser.add_argument("--out", type=Path, help="output Markdown (default: claims.md beside the experiments folder)")
     args = parser.parse_args(argv)

@@ -4,9 +4,9 @@ Section 4.3: a displacement field optimised from zero with Adam (lr 1, 200 itera
 smoothness term, for multi-modal pairs (NCC, MI, MIND against IMSE) and single-modal pairs (MAE
 against IMSE, the evaluator then compares an image with its own modality). Each similarity runs in
 the paper's single-level ``paper`` mode and in our default ``multires`` mode (an affine stage, then
-a coarse-to-fine field; see :mod:`imse_study.registration.instance`), and the reference tools
+a coarse-to-fine field; see :mod:`imse_study.registration.optimise`), and the reference tools
 (ANTs SyN-MI, elastix affine + B-spline MI) run on the same pairs. ``imse_robust`` (IMSE + MIND,
-:mod:`imse_study.registration.robust`) joins the multi-modal rows in the multires mode.
+:mod:`imse_study.losses.robust`) joins the multi-modal rows in the multires mode.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imse_study.registration.catalogue import paper_comparison
+from imse_study.study.table2 import paper_comparison
 from imse_study.registration.evaluate import (
     Registrar,
     direction_name,

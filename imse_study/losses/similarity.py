@@ -4,7 +4,7 @@
 ``(warped, target, mask=None) -> scalar loss tensor``. Lower is better; the loss is differentiable
 with respect to ``warped``. ``warped`` and ``target`` are ``(B, 1, H, W)`` or ``(B, 1, D, H, W)``
 images scaled to [-1, 1]; the loss is averaged over the batch. It is the ``L_sim`` of Eq. 1 (and,
-for ``imse``, of Eq. 6) that :mod:`imse_study.registration.instance` minimises.
+for ``imse``, of Eq. 6) that :mod:`imse_study.registration.optimise` minimises.
 
 ``mask`` (same shape as the images, or batch 1; bool or float weights in [0, 1]) restricts the loss
 to a region of the *target* grid:
@@ -47,8 +47,8 @@ from monai.losses import (
     LocalNormalizedCrossCorrelationLoss,
 )
 
-from imse_study.evaluator.imse import check_pair, imse_loss
-from imse_study.registration.mind import mind_ssc
+from imse_study.evaluator.use import check_pair, imse_loss
+from imse_study.losses.mind import mind_ssc
 
 __all__ = [
     "Similarity",
@@ -411,10 +411,10 @@ def imse_robust(evaluator, moving_modality: str, target_modality: str, evaluator
                 mind_weight: float = 1.0, imse_weight: float = 1.0) -> Similarity:
     """IMSE + MIND (1:1), the variant that keeps IMSE's minimum nearest the truth (issue 8).
 
-    See :mod:`imse_study.registration.robust` for the measurements; imported lazily because that
+    See :mod:`imse_study.losses.robust` for the measurements; imported lazily because that
     module builds on this one.
     """
-    from imse_study.registration.robust import robust_similarity
+    from imse_study.losses.robust import robust_similarity
 
     return robust_similarity(evaluator, moving_modality, target_modality, evaluator_modality, mind_weight,
                              imse_weight)

@@ -5,7 +5,7 @@
   CycleGAN / RegGAN translate y with a generator and never see a reference. All three are scored
   against the phantom's true image of the same slice (NMAE, PSNR, SSIM).
 * Section 4.5, Figure 7: error maps |G(y) - x| and |E(x, y)| on a misaligned and an aligned pair.
-  (Figure 8's correlations live in :mod:`imse_study.correlation`.)
+  (Figure 8's correlations live in :mod:`imse_study.study.correlation`.)
 
 Direction (both pages): the evaluator's modality is the target, the other modality of the pair the
 source, i.e. the paper's Table 5 rows T2 -> T1 (pair ``t1t2``) and MR -> CT (pair ``ctmr``, MR = T1).
@@ -27,7 +27,7 @@ import torch
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.datasets import dataset_phrase, is_phantom
-from imse_study.study import evaluator_pair
+from imse_study.study.runner import evaluator_pair
 from imse_study.warp import warp
 
 __all__ = [
@@ -136,7 +136,7 @@ def translator_command(kind: str, source: str, target: str, dim: int = 2, profil
     out = f"runs/{kind}-{source}-{target}-{dim}d"
     train = ["imse-study", "train-translator", "--kind", kind, "--source", source, "--target", target,
              "--dim", str(dim), "--profile", profile, "--seed", str(seed), "--out", out]
-    return f"{shlex.join(train)} && python -m imse_study.zoo {out}"
+    return f"{shlex.join(train)} && python -m imse_study.study.zoo {out}"
 
 
 def load_translators(source: str, target: str, dim: int = 2, profile: str = "quick", train: bool = False,
@@ -151,7 +151,7 @@ def load_translators(source: str, target: str, dim: int = 2, profile: str = "qui
     """
     from imse_study.baselines.translator import load_translator, train_translator
     from imse_study.evaluator.pretrained import refuse_shipped
-    from imse_study.zoo import translator_path
+    from imse_study.study.zoo import translator_path
 
     _must_be_2d(dim)
     if not (train or profile == "smoke"):
@@ -303,7 +303,7 @@ def figure6_translations(evaluator: torch.nn.Module, source: torch.Tensor, truth
     against the truth (y's anatomy in the target modality) and of x' against the reference x (how
     much of the reference's geometry leaked through: high similarity to x means little of y's).
     """
-    from imse_study.evaluator.imse import error_map
+    from imse_study.evaluator.use import error_map
     from imse_study.evaluator.quality import image_quality
 
     outputs, rows = {}, []
@@ -331,7 +331,7 @@ def figure7_cases(evaluator: torch.nn.Module, translators: dict[str, ModelChoice
     |G(y) - x| per available translator, |E(x, y)| for IMSE and, with ``untranslated``, the plain
     |y - x| as a reference), all (H, W)."""
     from imse_study.baselines.translator import translate_with
-    from imse_study.evaluator.imse import error_map
+    from imse_study.evaluator.use import error_map
 
     x, y = reference[item:item + 1], other[item:item + 1]
     lab = labels[item:item + 1].long().unsqueeze(1)
@@ -434,7 +434,7 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
                           aligned_vs_misaligned: pd.DataFrame | None = None, dataset: str = "phantom") -> str:
     """The spatial-error page's reading (Figures 7 and 8), from the correlation table.
 
-    ``correlations``: :func:`imse_study.correlation.correlation_table` output (columns ``method``,
+    ``correlations``: :func:`imse_study.study.correlation.correlation_table` output (columns ``method``,
     ``correlation``, ``r``, ``low``, ``high``, ``n``); ``differences``: rows ``first``, ``second``,
     ``difference``, ``low``, ``high`` (Spearman, IMSE minus a GAN); ``aligned_vs_misaligned``:
     method, case, mean_error for Figure 7's pair.

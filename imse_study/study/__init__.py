@@ -1,0 +1,5 @@
+"""The paper's study: its experiments (Tables 2-5, Figure 8, the robustness diagnostic), their figures,
+the claims page and the runner that executes the notebooks and builds the book.
+
+The engine (every other room of :mod:`imse_study`) never imports this package.
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from imse_study.study.zoo import main
+
+sys.exit(main())

@@ -1,5 +1,0 @@
-import sys
-
-from imse_study.zoo import main
-
-sys.exit(main())
