@@ -33,6 +33,7 @@ import yaml
 
 from imse_study.config import PROFILE_NAMES
 from imse_study.data.datasets import is_phantom
+from imse_study.modalities import CTMR, PAIRS, pair_title
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -89,36 +90,20 @@ def results_file(given: str | os.PathLike | None, stem: str, modality: str | Non
 
 EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("00_data"),
-    Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
+    Experiment("01_evaluator", modalities=tuple(PAIRS)),
     # 3D: the networks trained on a GPU (no 3D translators are shipped, so no CycleGAN/RegGAN rows)
-    Experiment("02_register", modalities=("t1t2", "ctmr"), dims=(2, 3),
+    Experiment("02_register", modalities=tuple(PAIRS), dims=(2, 3),
                extra_by_dim={3: {"methods": ["ncc", "mi", "mind", "imse_bc", "imse_sr"]}}),
-    Experiment("03_traditional", modalities=("t1t2", "ctmr")),
-    Experiment("04_translation", modalities=("t1t2", "ctmr")),
-    Experiment("05_spatial_error", modalities=("t1t2", "ctmr")),
+    Experiment("03_traditional", modalities=tuple(PAIRS)),
+    Experiment("04_translation", modalities=tuple(PAIRS)),
+    Experiment("05_spatial_error", modalities=tuple(PAIRS)),
     # Table 3 is trained for CT-MR only in the quick profile (the paper's mr_to_ct row)
-    Experiment("06_shuffle_remap_ablation", modalities=("ctmr",)),
+    Experiment("06_shuffle_remap_ablation", modalities=(CTMR,)),
     # the full diagnostic (every variant) is `python -m imse_study.study.diagnostic`; the
     # book's page runs the four main variants on 8 pairs (about 4 minutes per page on one core)
-    Experiment("07_robustness", modalities=("t1t2", "ctmr"),
+    Experiment("07_robustness", modalities=tuple(PAIRS),
                extra={"n_pairs": 8, "variants": ["imse", "mi", "mind", "imse_robust"]}),
 )
-
-# Modality pairs: the evaluator's modality (the paper trains on T1 for T1-T2 and on CT for CT-MR),
-# the other modality, the sources that the translation check uses and the paper's Table 5 row.
-MODALITY_PAIRS = {
-    "t1t2": {"evaluator": "t1", "other": "t2", "translation_sources": ("t2",), "paper_table5": "t2_to_t1"},
-    "ctmr": {"evaluator": "ct", "other": "t1", "translation_sources": ("t1", "t2"), "paper_table5": "mr_to_ct"},
-}
-
-
-def evaluator_pair(modality: str) -> dict:
-    """What a notebook's ``modality`` parameter (``t1t2`` or ``ctmr``) means for the evaluator."""
-    try:
-        return dict(MODALITY_PAIRS[modality])
-    except KeyError:
-        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(MODALITY_PAIRS)}") from None
-
 
 def paper_tables(path: str | Path | None = None) -> dict:
     """The paper's numbers (``book/paper_tables.yaml``, a copy of the transcription with attribution)."""
@@ -186,15 +171,12 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": threads, "gpu": gpu, "versions": versions}
 
 
-PAIR_TITLES = {"t1t2": "T1-T2", "ctmr": "CT-MR"}
-
-
 def retitle(path: Path, params: dict) -> None:
     """Add the parameter set to the executed notebook's title (its first ``# `` heading), so that the
     book's pages of one notebook run with different parameters have different titles."""
     import nbformat
 
-    parts = [PAIR_TITLES.get(params["modality"], params["modality"])] if "modality" in params else []
+    parts = [pair_title(params["modality"])] if "modality" in params else []
     if "dim" in params:
         parts.append(f"{params['dim']}D")
     if not parts:
