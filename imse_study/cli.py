@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import numpy as np
 
 from imse_study.config import PROFILE_NAMES
+from imse_study.modalities import KINDS, MR
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -212,7 +213,7 @@ def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str)
     p.add_argument("--evaluator", required=True,
                    help="a shipped evaluator by name (e.g. phantom-t1-2d) or a checkpoint file (.pt)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output NIfTI file")
-    p.add_argument("--other-modality", default="mr", choices=("mr", "ct"),
+    p.add_argument("--other-modality", default=MR, choices=KINDS,
                    help="how to scale the second image to [-1, 1] if it is not already (default mr)")
 
 

@@ -59,12 +59,13 @@ from imse_study.data.appearance import Appearance, draw_appearance, ranges_for
 from imse_study.data.normalise import normalise_ct, normalise_mr
 from imse_study.data.tissues import V1_SEQUENCES, V1_TISSUES, mr_signal
 from imse_study.data.tissues import V1Tissue as Tissue
+from imse_study.modalities import MODALITIES as PHANTOM_MODALITIES
 
 # The version a caller gets unless it asks for another. A version, once shipped, is frozen: new
 # generation code is a new version number. The cache key holds the version and the variant.
 PHANTOM_VERSION = 1
 PHANTOM_VERSIONS = (1, 2)
-MODALITIES = ("t1", "t2", "pd", "ct")
+MODALITIES = PHANTOM_MODALITIES  # every modality of the table: T1, T2, PD (MR) and CT
 LABELS = {"background": 0, "csf": 1, "gm": 2, "wm": 3, "ventricles": 4, "skull": 5, "scalp": 6}
 SPLITS = ("train", "val", "test")
 SPLIT_ID_OFFSET = {"train": 1000, "val": 2000, "test": 3000}

@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from imse_study.atomic import atomic_write
+from imse_study.checkout import find_checkout
 from imse_study.modalities import PAIRS, T1T2, pair_title
 
-REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = REPO / "book" / "experiments"
 
 
 @dataclass
@@ -406,7 +405,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\\\\|", "\\|")
 
 
-def claims_markdown(experiments: str | Path = EXPERIMENTS) -> str:
+def claims_markdown(experiments: str | Path) -> str:
     """The whole claims page as Markdown."""
     experiments = Path(experiments)
     out = [HEADER]
@@ -417,8 +416,8 @@ def claims_markdown(experiments: str | Path = EXPERIMENTS) -> str:
     return "\n".join(out)
 
 
-def write_claims(experiments: str | Path = EXPERIMENTS, out: str | Path | None = None) -> Path:
-    """Write the claims page (``book/claims.md`` by default), atomically."""
+def write_claims(experiments: str | Path, out: str | Path | None = None) -> Path:
+    """Write the claims page (default: ``claims.md`` beside ``experiments``, i.e. ``book/claims.md``), atomically."""
     path = Path(out) if out else Path(experiments).parent / "claims.md"
     text = claims_markdown(experiments)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -426,9 +425,17 @@ def write_claims(experiments: str | Path = EXPERIMENTS, out: str | Path | None =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.study.claims", description=__doc__.split("\n")[0])
-    parser.add_argument("--experiments", type=Path, default=EXPERIMENTS, help="folder of executed notebooks + CSVs")
+    parser.add_argument("--experiments", type=Path, help="folder of executed notebooks + CSVs (default: the "
+                                                          "checkout's book/experiments)")
+    parser.add_argument("--repo", type=Path, help="the checkout (default: the one the working folder is in)")
     parser.add_argument("--out", type=Path, help="output Markdown (default: claims.md beside the experiments folder)")
     args = parser.parse_args(argv)
+    if args.experiments is None:
+        try:
+            args.experiments = find_checkout(args.repo) / "book" / "experiments"
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if not args.experiments.is_dir():
         print(f"error: {args.experiments} is not a folder of executed notebooks", file=sys.stderr)
         return 2
