@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import numpy as np
 
 from imse_study.config import PROFILE_NAMES
-from imse_study.modalities import KINDS, MR
+from imse_study.modalities import KINDS, MR, T1
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-evaluator", help="train an IMSE evaluator on one modality (Eq. 5)")
     _add_data_flags(p)
-    p.add_argument("--modality", default="t1", help="the one modality to train on (t1, t2, pd, ct, ...)")
+    p.add_argument("--modality", default=T1, help="the one modality to train on (t1, t2, pd, ct, ...)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=2)
     p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
     p.add_argument("--noise", choices=("shuffle_remap", "bezier", "none"), default="shuffle_remap")

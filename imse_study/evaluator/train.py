@@ -45,7 +45,7 @@ from imse_study.data.datasets import is_phantom
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
 from imse_study.evaluator.use import foreground_mask
 from imse_study.evaluator.model import ARCHS, build_evaluator
-from imse_study.modalities import CT_PARTNERS, MR_MODALITIES, SCALING, is_ct, kind_of
+from imse_study.modalities import CT_PARTNERS, MR_MODALITIES, SCALING, T1, is_ct, kind_of
 from imse_study.training import (
     distributed, prepare_run_folder, record_epoch, resume_state, run_settings, seeded_init, step_generator,
     training_device, unwrap, with_budget, budget_arguments, device_of, time_deadline, time_is_up,
@@ -205,7 +205,7 @@ def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: t
 
 def train_evaluator(
     out: str | Path,
-    modality: str = "t1",
+    modality: str = T1,
     dim: int = 2,
     profile: str = "quick",
     noise: str = "shuffle_remap",
