@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from imse_study.checkout import ENV_CHECKOUT, find_checkout
+from imse_study.checkout import ENV_CHECKOUT, find_checkout, is_checkout
 from imse_study.config import PROFILE_NAMES
 from imse_study.data.datasets import is_phantom
 from imse_study.modalities import CTMR, PAIRS, pair_title
@@ -199,12 +199,15 @@ def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, see
     ``out_dir/name.ipynb``; returns its run record."""
     import papermill as pm
 
-    source = (notebooks or find_checkout() / "notebooks") / f"{stem}.ipynb"
+    notebooks = notebooks or find_checkout() / "notebooks"
+    source = notebooks / f"{stem}.ipynb"
     if not source.exists():
         raise FileNotFoundError(f"notebook {source} not found")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.ipynb"
     parameters = {**params, "profile": profile, "seed": seed, "results_csv": f"{name}.csv", **(extra or {})}
+    if is_checkout(notebooks.parent):  # the kernel runs in out_dir: this is how its notebook finds the checkout
+        os.environ[ENV_CHECKOUT] = str(notebooks.parent.resolve())
     start = time.perf_counter()
     from imse_study.study.kernel_start import SerialStartKernelManager
 
@@ -374,7 +377,6 @@ def main(argv: list[str] | None = None) -> int:
         repo = find_checkout(args.repo)
     except FileNotFoundError as err:
         parser.error(str(err))
-    os.environ[ENV_CHECKOUT] = str(repo)  # the notebooks' kernels run in the output folder, wherever it is
     extra = {k: yaml.safe_load(v) for k, v in args.parameter}
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
