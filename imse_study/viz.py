@@ -76,6 +76,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from imse_study.data.datasets import dataset_phrase, is_phantom  # noqa: E402
+from imse_study.modalities import T1T2, pair  # noqa: E402
 
 ERROR_CMAP = "RdBu_r"  # signed error maps: blue = other brighter than expected, red = darker
 
@@ -426,7 +427,7 @@ def evaluator_reading(modality: str, profile: str, ranking, translation, by_labe
                      + ("On the phantom the ring around the brain is bright scalp fat on T1 but bright CSF on T2; the "
                         "T1-trained evaluator reads the swapped ring as a displacement. A registration driven by it "
                         "can be pulled by the ring. This is a property of the evaluator, not hidden here."
-                        if modality == "t1t2" else
+                        if modality == T1T2 else
                         "The bone and fat boundaries are where CT and MR contrasts differ most."))
     else:
         lines.append(f"**Error on aligned pairs.** Mean |E| per label on aligned pairs: {lab}.")
@@ -436,10 +437,10 @@ def evaluator_reading(modality: str, profile: str, ranking, translation, by_labe
         o = "; ".join(f"{r.direction}: NMAE {r.nmae:.3f}, PSNR {r.psnr:.1f}, SSIM {r.ssim:.2f}" for r in ours.itertuples())
         p = paper.iloc[0]
         lines.append(f"**Translation (Table 5).** Ours on {dataset_phrase(dataset)}: {o}. The paper's IMSE row ({p.direction}, on "
-                     f"{'BraTS 2019' if modality == 't1t2' else 'its clinical head-and-neck set'}): NMAE {p.nmae:.3f}, "
+                     f"{pair(modality).paper_data}): NMAE {p.nmae:.3f}, "
                      f"PSNR {p.psnr:.1f}, SSIM {p.ssim:.2f}. Different data, sizes and training budgets: the "
                      f"comparison shows whether translation works at all, not whether the paper's figures are "
                      f"reproduced."
                      + (" (The paper's T2 → T1 PSNR of 91.6 dB cannot go with its own NMAE of 0.029: RMSE >= MAE "
-                        "bounds the PSNR at about 31 dB, so it is most likely a typo.)" if modality == "t1t2" else ""))
+                        "bounds the PSNR at about 31 dB, so it is most likely a typo.)" if modality == T1T2 else ""))
     return "\n\n".join(lines)

@@ -78,9 +78,9 @@ def _items():
 
 
 def test_table5_comparison_and_reading():
-    models = {"imse": ts.ModelChoice("imse", nn.Identity(), "shipped evaluator"),
-              "cyclegan": ts.ModelChoice("cyclegan", nn.Identity(), "shipped"),
-              "reggan": ts.ModelChoice("reggan", None, "missing", "imse-study train-translator --kind reggan")}
+    models = {"imse": ts.PageModel(nn.Identity(), None, "shipped evaluator"),
+              "cyclegan": ts.PageModel(nn.Identity(), None, "shipped"),
+              "reggan": ts.PageModel(None, None, "missing", "imse-study train-translator --kind reggan")}
     table = ts.table5_comparison(_items(), PAPER, "t2_to_t1", models)
     ours = table[table["study"].str.startswith("this")].set_index("method")
     assert list(ours.index) == ["IMSE", "CycleGAN", "RegGAN", "reference x as is"]
@@ -96,8 +96,8 @@ def test_table5_comparison_and_reading():
 
 
 def test_table5_items_with_stand_in_models():
-    translators = {"cyclegan": ts.ModelChoice("cyclegan", Identity(), "stand-in"),
-                   "reggan": ts.ModelChoice("reggan", None, "missing")}
+    translators = {"cyclegan": ts.PageModel(Identity(), None, "stand-in"),
+                   "reggan": ts.PageModel(None, None, "missing")}
     items = ts.table5_items(OracleEvaluator(), translators, "t2", "t1", profile="smoke", limit=3)
     assert list(items.columns) == ["method", "source", "target", "item", "nmae", "psnr", "ssim"]
     assert sorted(items["method"].unique()) == ["cyclegan", "imse", "reference"]
@@ -122,7 +122,7 @@ def test_figure6_and_figure7_helpers():
     with pytest.raises(ValueError, match="outside"):
         ts.figure6_references(truth, test.subjects, item=99)
     labels = torch.from_numpy(test.labels.astype(np.int64))
-    translators = {"cyclegan": ts.ModelChoice("cyclegan", Identity(), "stand-in")}
+    translators = {"cyclegan": ts.PageModel(Identity(), None, "stand-in")}
     cases = ts.figure7_cases(OracleEvaluator(), translators, truth, source, labels, untranslated=True)
     assert set(cases) == {"misaligned", "aligned"}
     assert set(cases["aligned"]["maps"]) == {"CycleGAN", "IMSE", ts.UNTRANSLATED}

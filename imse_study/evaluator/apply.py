@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from imse_study.data.geometry import Layout, resize, slice_axis, working_grid
+from imse_study.modalities import is_ct, kind_of
 from imse_study.data.normalise import normalise
 from imse_study.evaluator.use import error_map, translate
 
@@ -54,7 +55,7 @@ def modality_mismatch(image: np.ndarray, modality: str) -> str | None:
         return None
     low, high = float(np.percentile(image, 1.0)), float(image.max())
     hu_like = low <= HU_AIR_BELOW
-    if modality.lower() == "ct":
+    if is_ct(modality):
         if hu_like and high >= HU_BONE_ABOVE:
             return None
         return (f"does not look like a CT in Hounsfield units (no air near -1000 and bone above {HU_BONE_ABOVE:g}; "
@@ -84,7 +85,7 @@ def to_unit_range(image: np.ndarray, modality: str, name: str = "the image") -> 
     problem = modality_mismatch(image, modality)
     if problem is not None:
         warnings.warn(f"{name} {problem}", IntensityWarning, stacklevel=2)
-    return normalise(image, "ct" if modality.lower() == "ct" else "mr")
+    return normalise(image, kind_of(modality))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[slice, ...]]:
