@@ -48,6 +48,7 @@ from imse_study.augment import random_spatial_displacement
 from imse_study.config import PROFILE_NAMES, get_profile
 from imse_study.data.datasets import data_arguments
 from imse_study.evaluator.model import Evaluator
+from imse_study.metrics.image import image_quality_per_item as translation_metrics
 from imse_study.training import (
     meta_from_dict, package_version, prepare_run_folder, read_payload, resume_state, run_settings,
     save_model_checkpoint, seeded_init, step_generator, write_log_csv,
@@ -285,27 +286,6 @@ def translate_with(translator: nn.Module, image: torch.Tensor | np.ndarray) -> t
     translator.train(was_training)
     out = out.reshape(x.shape).to(x.device if not is_numpy else "cpu")
     return out.numpy() if is_numpy else out.to(x.dtype)
-
-
-def translation_metrics(prediction: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image NMAE, PSNR and SSIM (paper Table 5) of images ``(N, *S)`` or ``(N, 1, *S)`` in [-1, 1].
-
-    NMAE is ``mean|prediction - truth| / 2``: the mean absolute error normalised by the intensity
-    range of [-1, 1]. PSNR and SSIM are scikit-image's with ``data_range=2`` (SSIM: default 7-pixel
-    window, Gaussian weights off), over the whole image, background included.
-    """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    p, t = (np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-            for x in (prediction, truth))
-    if p.shape != t.shape:
-        raise ValueError(f"prediction {p.shape} and truth {t.shape} must have the same shape")
-    if p.ndim >= 4 and p.shape[1] == 1:  # (N, 1, *S) -> (N, *S)
-        p, t = p[:, 0], t[:, 0]
-    nmae = np.abs(p - t).reshape(len(p), -1).mean(1) / 2.0
-    psnr = np.array([peak_signal_noise_ratio(ti, pi, data_range=2.0) for pi, ti in zip(p, t)])
-    ssim = np.array([structural_similarity(ti, pi, data_range=2.0) for pi, ti in zip(p, t)])
-    return {"nmae": nmae, "psnr": psnr, "ssim": ssim}
 
 
 def evaluate_translation(
