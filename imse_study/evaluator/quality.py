@@ -15,7 +15,6 @@ set's aligned pairs (``dataset``/``root``).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
