@@ -192,25 +192,33 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, PageModel], 
 
 def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
                       models: dict[str, PageModel] | None = None, dataset: str = "phantom") -> pd.DataFrame:
-    """Our Table 5 (mean and standard deviation over items per method) next to the paper's row.
+    """Our Table 5 (mean and standard deviation over items per method and source) next to the paper's row.
 
-    ``models`` (method -> :class:`PageModel`) adds a row for a method with no scores, its status
-    saying how to train it, and the ``reference`` column says what each method was given.
+    ``items`` has columns ``method, source, target, nmae, psnr, ssim`` (:func:`table5_items`, or
+    :func:`imse_study.evaluator.quality.translation_quality` rows, whose method is ``imse``); a
+    method scored from several sources gets one row per source. ``models`` (method ->
+    :class:`PageModel`) adds a row for a method with no scores, its status saying how to train
+    it, and the ``input`` column says what each method was given. Means and standard deviations
+    are over the finite values: an exact prediction's infinite PSNR
+    (:mod:`imse_study.metrics.image`) is left out of them, not averaged into an infinite mean.
     """
     rows = []
     order = list(dict.fromkeys([*(models or {}), *items["method"].unique()]))
     for method in order:
-        g = items[items["method"] == method]
+        scored = items[items["method"] == method]
+        groups = [g for _, g in scored.groupby("source", sort=False)] if len(scored) else [scored]
         status = (models[method].status if models and method in models else
                   "yardstick: the misaligned reference, unchanged" if method == "reference" else "computed here")
-        row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
-               "input": _input(method), "items": len(g), "status": status}
-        for m in ("nmae", "psnr", "ssim"):
-            vals = g[m].to_numpy(float)
-            vals = vals[np.isfinite(vals)]
-            row[m] = float(vals.mean()) if vals.size else math.nan
-            row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
-        rows.append(row)
+        for g in groups:
+            row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})",
+                   "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
+                   "input": _input(method), "items": len(g), "status": status}
+            for m in ("nmae", "psnr", "ssim"):
+                vals = g[m].to_numpy(float)
+                vals = vals[np.isfinite(vals)]
+                row[m] = float(vals.mean()) if vals.size else math.nan
+                row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
+            rows.append(row)
     for method, v in paper["table5_translation"][paper_key].items():
         rows.append({"study": "paper (Table 5)", "direction": paper_key.replace("_to_", " -> ").upper(),
                      "method": METHOD_NAMES.get(method, method), "input": _input(method), "items": None,
