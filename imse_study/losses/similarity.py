@@ -155,6 +155,9 @@ class Similarity(nn.Module, ABC):
     name: str = ""
     frozen: tuple[str, ...] = ()
 
+    def __init__(self) -> None:  # no options unless a subclass takes some (the factory reads the signature)
+        super().__init__()
+
     def forward(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_images(warped, target)
         self._check_device(warped)
