@@ -1,4 +1,4 @@
-"""Hardening IMSE against free-form warps that fool its evaluator (issue 8).
+"""Hardening IMSE against free-form warps that fool its evaluator.
 
 An evaluator trained as in the paper ranks aligned vs misaligned pairs well, but a free-form field
 optimised against it finds warps that it scores lower than the true alignment
@@ -19,7 +19,7 @@ of optimiser options:
 registered in :func:`~imse_study.losses.similarity.similarity`, so
 :func:`~imse_study.registration.methods.classic_registrar` runs it like any other loss).
 
-Measured (issue 8; ``python -m imse_study.study.diagnostic --direction DIR --pairs 8
+Measured (``python -m imse_study.study.diagnostic --direction DIR --pairs 8
 --variants ...``, 2D quick phantom, 8 test pairs per direction, 200 iterations, multires, shipped
 evaluators), Dice after affine -> after affine + deformable:
 

@@ -3,9 +3,10 @@
 ``similarity(name, **options)`` returns a :class:`Similarity`, an ``nn.Module`` whose
 ``forward(warped, target, mask=None)`` is a scalar loss tensor. Lower is better; the loss is
 differentiable with respect to ``warped``. A similarity holding a network (IMSE's evaluator, a
-translator) holds it as a frozen submodule: ``sim.to(device)`` moves it, once. ``warped`` and ``target`` are ``(B, 1, H, W)`` or ``(B, 1, D, H, W)``
-images scaled to [-1, 1]; the loss is averaged over the batch. It is the ``L_sim`` of Eq. 1 (and,
-for ``imse``, of Eq. 6) that :mod:`imse_study.registration.optimise` minimises.
+translator) holds it as a frozen submodule: ``sim.to(device)`` moves it, once.
+``warped`` and ``target`` are ``(B, 1, H, W)`` or ``(B, 1, D, H, W)`` images scaled to [-1, 1];
+the loss is averaged over the batch. It is the ``L_sim`` of Eq. 1 (and, for ``imse``, of Eq. 6)
+that :mod:`imse_study.registration.optimise` minimises.
 
 ``mask`` (same shape as the images, or batch 1; bool or float weights in [0, 1]) restricts the loss
 to a region of the *target* grid:
@@ -20,7 +21,7 @@ name               loss; what the mask does
                    the per-voxel map is averaged with the mask as weights
 ``mi``             MONAI ``GlobalMutualInformationLoss``: ``-MI`` (nats), Parzen windows with
                    ``num_bins`` bins, inputs rescaled from [-1, 1] to [0, 1] first (MONAI's
-                   Gaussian window clamps to [0, 1]: STACK.md); MI is computed on the voxels
+                   Gaussian window clamps to [0, 1]); MI is computed on the voxels
                    where the mask is > 0.5 (the mask is binarised, weights are not used)
 ``mind``           mean ``|MIND(warped) - MIND(target)|`` (or squared, ``distance="l2"``) of the
                    MIND-SSC descriptors (:mod:`.mind`); mask-weighted mean over voxels
@@ -263,7 +264,7 @@ class LNCC(Similarity):
 class MutualInformation(Similarity):
     """MONAI's global mutual information, ``-MI``, on images rescaled from [-1, 1] to [0, 1].
 
-    MONAI's Gaussian Parzen window clamps its inputs to [0, 1] (STACK.md), so the rescaling is
+    MONAI's Gaussian Parzen window clamps its inputs to [0, 1], so the rescaling is
     needed, or half the intensity range would be lost. With a mask, MI is computed per sample on
     the voxels where the mask is > 0.5 (MONAI's histogram has no voxel weights).
     """
@@ -350,7 +351,7 @@ class IMSE(Similarity):
     gradients of cosine similarity 0.99 to float32's (``benchmarks/run.py``, optimisations).
 
     The reference channel must be the image in the modality the evaluator was trained on
-    (DESIGN.md): if ``target_modality`` is that modality the loss is ``E(target, warped)``
+    (Eq. 5-6): if ``target_modality`` is that modality the loss is ``E(target, warped)``
     (preferred when both match: the target is never resampled); else if ``moving_modality`` is,
     ``E(warped, target)``; otherwise a ValueError. Modality names compare case-insensitively and
     exactly ('t1' is not 'mr'). The pair is validated in full (range, size divisible by 4,
