@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from imse_study.losses.regularisers import gradient_loss
+
 ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = ["gradient_loss", "gradient_smoothness", "jacobian_determinant", "nonpositive_jacobian_fraction"]
@@ -38,25 +40,6 @@ def _as_displacement(u: ArrayLike, check_finite: bool = True) -> torch.Tensor:
     if check_finite and not bool(torch.isfinite(u).all()):
         raise ValueError("displacement holds NaN or inf values")
     return u
-
-
-def _mean_squared_forward_differences(u: torch.Tensor) -> list[torch.Tensor]:
-    """Per spatial axis: mean over batch, components and voxels of (u[x+1] - u[x])^2."""
-    return [torch.diff(u, dim=axis).pow(2).mean() for axis in range(2, u.ndim)]
-
-
-def gradient_loss(displacement: torch.Tensor) -> torch.Tensor:
-    """Differentiable smoothness term of Eq. 7, ||grad phi||^2, as a scalar tensor.
-
-    With forward differences d_a = u[x + e_a] - u[x] along each spatial axis a (voxels), this is
-    ``sum_a mean(d_a^2) / ndim`` where each mean runs over batch, all ``ndim`` components and all
-    voxels where d_a is defined: VoxelMorph's ``Grad('l2')`` (``loss_mult=None``), which the IMSE
-    authors' ``smooth_loss`` follows. (Their code divides by 3 in 2D too, so their 2D values are
-    2/3 of this; in 3D they are equal.) Checks shape only: a NaN propagates, as in any torch loss.
-    """
-    u = _as_displacement(displacement, check_finite=False)
-    terms = _mean_squared_forward_differences(u)
-    return torch.stack(terms).sum() / len(terms)
 
 
 def gradient_smoothness(displacement: ArrayLike) -> float:

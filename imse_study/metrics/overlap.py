@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_hausdorff_distance
 
+
 ArrayLike = np.ndarray | torch.Tensor
 Key = int | str
 
