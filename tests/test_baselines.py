@@ -8,8 +8,9 @@ import torch
 
 from imse_study.baselines import load_translator, train_translator, translate_with, translation_metrics
 from imse_study.baselines.reggan import smoothing_loss
+from imse_study.baselines.train import main
 from imse_study.baselines.translator import (
-    Discriminator, Translator, evaluate_translation, main, registration_net, translator_config,
+    Discriminator, Translator, evaluate_translation, registration_net, translator_config,
 )
 
 
