@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import numpy as np
 
 from imse_study.config import PROFILE_NAMES
+from imse_study.modalities import KINDS, MR, T1
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -212,7 +213,7 @@ def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str)
     p.add_argument("--evaluator", required=True,
                    help="a shipped evaluator by name (e.g. phantom-t1-2d) or a checkpoint file (.pt)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output NIfTI file")
-    p.add_argument("--other-modality", default="mr", choices=("mr", "ct"),
+    p.add_argument("--other-modality", default=MR, choices=KINDS,
                    help="how to scale the second image to [-1, 1] if it is not already (default mr)")
 
 
@@ -327,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-evaluator", help="train an IMSE evaluator on one modality (Eq. 5)")
     _add_data_flags(p)
-    p.add_argument("--modality", default="t1", help="the one modality to train on (t1, t2, pd, ct, ...)")
+    p.add_argument("--modality", default=T1, help="the one modality to train on (t1, t2, pd, ct, ...)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=2)
     p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
     p.add_argument("--noise", choices=("shuffle_remap", "bezier", "none"), default="shuffle_remap")

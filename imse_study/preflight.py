@@ -250,13 +250,15 @@ def check_evaluator_fits(model, meta, evaluator: str, image: Path, work: tuple[i
     """
     import torch
 
+    from imse_study.nets.padding import padded_shape
+
     spatial = work[1:] if meta.dim == 2 else work
     voxels = int(np.prod(work, dtype=object))
     if voxels > voxel_limit():
         raise ValueError(f"{image}: at the spacing the evaluator {evaluator} works at, it becomes {work} = "
                          f"{voxels:,} voxels, more than the limit of {voxel_limit():,}; check the voxel sizes in its "
                          f"header, or raise {MAX_VOXELS_ENV} if memory allows")
-    padded = [min(s + (-s) % multiple, _PROBE_SIDE) for s in spatial]
+    padded = [min(s, _PROBE_SIDE) for s in padded_shape(spatial, multiple)]
     if _runs(model, padded, torch):
         return
     side = next((n for n in range(multiple, 4 * _PROBE_SIDE + 1, multiple) if _runs(model, [n] * meta.dim, torch)),

@@ -1,17 +1,11 @@
 """The layout's rules (tests/import_graph.py): no import cycles, and the engine never imports the study."""
 
 import import_graph
-import pytest
 
-CYCLES_LEFT = pytest.mark.xfail(strict=True, reason="the similarity and translator cycles are being broken")
-
-
-@CYCLES_LEFT
 def test_the_package_has_no_import_cycles():
     assert import_graph.cycles(import_graph.import_graph()) == []
 
 
-@CYCLES_LEFT
 def test_the_engine_never_imports_the_study():
     assert import_graph.engine_to_study(import_graph.import_graph()) == []
 

@@ -153,3 +153,35 @@ def test_robust_similarity_and_variants_build():
     assert named["imse_coarse"].options["grid_spacing"] == 16
     with pytest.raises(ValueError, match="unknown variant"):
         hardening_variants("t1", "t2", names=["imse_hardneg"])
+
+
+def test_cli_writes_its_table_atomically_and_keeps_an_existing_file(tmp_path, capsys):
+    from imse_study.atomic import leftover_temp_files
+    from imse_study.study.diagnostic import main
+
+    out = tmp_path / "diagnostic.csv"
+    out.write_text("the user's own file\n")
+    args = ["--direction", "t1-t1", "--pairs", "1", "--profile", "smoke", "--variants", "mind", "--iterations", "4",
+            "--out", str(out)]
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "exists: pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "the user's own file\n"
+    table = main([*args, "--overwrite"])
+    written = pd.read_csv(out)
+    assert list(written["variant"]) == ["mind"] and len(table) == 1
+    assert written["loss_solution"].tolist() == pytest.approx(table["loss_solution"].tolist())
+    assert leftover_temp_files(tmp_path) == []
+    for bad, message in ((["--shard", "2/1"], "--shard must be k/n"), (["--direction", "t1"], "--direction must be")):
+        with pytest.raises(SystemExit):
+            main(bad)
+        assert message in capsys.readouterr().err
+
+
+def test_module_help_runs_as_a_user_runs_it():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "imse_study.study.diagnostic", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "--overwrite" in done.stdout and "--variants" in done.stdout

@@ -156,7 +156,7 @@ def test_lncc_default_kernel_per_dimension() -> None:
     sim = similarity("lncc")
     for dim, size in ((2, 9), (3, 7)):
         sim(textured(SHAPES[dim]), textured(SHAPES[dim]))
-        assert sim._losses[dim].kernel_size == size
+        assert sim.monai_loss(dim).kernel_size == size
 
 
 # ---------------------------------------------------------------------------------------------- IMSE

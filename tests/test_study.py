@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from imse_study import modalities
+from imse_study.checkout import ENV_CHECKOUT, find_checkout
 from imse_study.study import runner as study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,12 +47,29 @@ def test_plan_takes_notebooks_or_single_pages():
 
 
 def test_modality_pairs_and_paper_tables():
-    assert study.evaluator_pair("ctmr")["evaluator"] == "ct"
+    assert modalities.pair("ctmr").evaluator == "ct"
     with pytest.raises(ValueError, match="t1t2, ctmr"):
-        study.evaluator_pair("t2t1")
+        modalities.pair("t2t1")
     tables = study.paper_tables()
-    for pair in study.MODALITY_PAIRS.values():
-        assert "imse" in tables["table5_translation"][pair["paper_table5"]]
+    for pair in modalities.PAIRS.values():
+        assert "imse" in tables["table5_translation"][pair.paper_table5]
+    assert set(tables["table3_shuffle_remap_N"]) >= {modalities.pair("ctmr").paper_table5}
+
+
+def test_runner_finds_the_checkout_from_the_working_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(ENV_CHECKOUT, raising=False)
+    monkeypatch.chdir(REPO / "notebooks")
+    assert find_checkout() == REPO and study.paper_tables()["table5_translation"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="run from a checkout, or pass --repo"):
+        study.paper_tables()
+    with pytest.raises(SystemExit):
+        study.main(["--profile", "smoke", "--only", "00_data"])
+    assert "no checkout of imse-study in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--profile", "smoke", "--only", "00_data", "--repo", str(tmp_path)])
+    assert "--repo" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert find_checkout(REPO) == REPO
 
 
 def test_run_log_merges_and_renders(tmp_path):

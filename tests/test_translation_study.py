@@ -78,9 +78,9 @@ def _items():
 
 
 def test_table5_comparison_and_reading():
-    models = {"imse": ts.ModelChoice("imse", nn.Identity(), "shipped evaluator"),
-              "cyclegan": ts.ModelChoice("cyclegan", nn.Identity(), "shipped"),
-              "reggan": ts.ModelChoice("reggan", None, "missing", "imse-study train-translator --kind reggan")}
+    models = {"imse": ts.PageModel(nn.Identity(), None, "shipped evaluator"),
+              "cyclegan": ts.PageModel(nn.Identity(), None, "shipped"),
+              "reggan": ts.PageModel(None, None, "missing", "imse-study train-translator --kind reggan")}
     table = ts.table5_comparison(_items(), PAPER, "t2_to_t1", models)
     ours = table[table["study"].str.startswith("this")].set_index("method")
     assert list(ours.index) == ["IMSE", "CycleGAN", "RegGAN", "reference x as is"]
@@ -96,8 +96,8 @@ def test_table5_comparison_and_reading():
 
 
 def test_table5_items_with_stand_in_models():
-    translators = {"cyclegan": ts.ModelChoice("cyclegan", Identity(), "stand-in"),
-                   "reggan": ts.ModelChoice("reggan", None, "missing")}
+    translators = {"cyclegan": ts.PageModel(Identity(), None, "stand-in"),
+                   "reggan": ts.PageModel(None, None, "missing")}
     items = ts.table5_items(OracleEvaluator(), translators, "t2", "t1", profile="smoke", limit=3)
     assert list(items.columns) == ["method", "source", "target", "item", "nmae", "psnr", "ssim"]
     assert sorted(items["method"].unique()) == ["cyclegan", "imse", "reference"]
@@ -122,7 +122,7 @@ def test_figure6_and_figure7_helpers():
     with pytest.raises(ValueError, match="outside"):
         ts.figure6_references(truth, test.subjects, item=99)
     labels = torch.from_numpy(test.labels.astype(np.int64))
-    translators = {"cyclegan": ts.ModelChoice("cyclegan", Identity(), "stand-in")}
+    translators = {"cyclegan": ts.PageModel(Identity(), None, "stand-in")}
     cases = ts.figure7_cases(OracleEvaluator(), translators, truth, source, labels, untranslated=True)
     assert set(cases) == {"misaligned", "aligned"}
     assert set(cases["aligned"]["maps"]) == {"CycleGAN", "IMSE", ts.UNTRANSLATED}
@@ -148,3 +148,21 @@ def test_spatial_error_reading_follows_the_numbers():
     fig7 = pd.DataFrame([{"case": c, "method": "IMSE", "mean_error": v} for c, v in (("aligned", 0.05), ("misaligned", 0.2))])
     text = ts.spatial_error_reading("t1t2", "smoke", _correlations(-0.9, -0.2), aligned_vs_misaligned=fig7)
     assert "ratio 4.0" in text and "Smoke profile" in text
+
+
+def test_table5_comparison_per_source_and_the_evaluator_reading():
+    from imse_study.study.evaluator_figures import evaluator_reading
+
+    items = pd.DataFrame([{"method": "imse", "source": s, "target": "ct", "item": i, "nmae": n + 0.001 * i,
+                           "psnr": math.inf if (s, i) == ("t2", 0) else 20.0 + i, "ssim": 0.8}
+                          for s, n in (("t1", 0.02), ("t2", 0.03)) for i in range(3)])
+    table = ts.table5_comparison(items, PAPER, "mr_to_ct")
+    ours = table[table["study"].str.startswith("this")]
+    assert list(ours["direction"]) == ["T1 -> CT", "T2 -> CT"] and list(ours["items"]) == [3, 3]
+    assert list(ours["nmae"]) == pytest.approx([0.021, 0.031])
+    assert list(ours["psnr"]) == pytest.approx([21.0, 21.5])  # the exact item's infinite PSNR is left out
+    ranking = pd.DataFrame({"other": ["t1", "t2"], "auc": [0.99, 0.97]})
+    by_label = pd.DataFrame({"label": ["bone", "fat"], "mean_abs_error": [0.2, 0.1]})
+    text = evaluator_reading("ctmr", "quick", ranking, items, by_label, table)
+    assert "T1 -> CT: NMAE 0.021" in text and "T2 -> CT: NMAE 0.031" in text
+    assert "The paper's IMSE row (MR -> CT" in text and "NMAE 0.022" in text

@@ -244,11 +244,12 @@ def fake_book(tmp_path, monkeypatch):
     """The study's book folder moved to a temp copy and its notebook runs recorded, not executed."""
     book = tmp_path / "book"
     (book / "experiments").mkdir(parents=True)
-    monkeypatch.setattr(study, "BOOK", book)
-    monkeypatch.setattr(study, "EXPERIMENTS", book / "experiments")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "notebooks").mkdir()  # with book/_toc.yml: tmp_path is a checkout, the runner's
+    monkeypatch.setenv("IMSE_STUDY_CHECKOUT", str(tmp_path))  # the runner sets it; restored afterwards
     calls = []
 
-    def run_plan(plan, out_dir, profile, seed, extra, jobs, tqdm):
+    def run_plan(plan, out_dir, profile, seed, extra, jobs, tqdm, notebooks=None):
         calls.append((Path(out_dir), profile))
         return [], None
 
@@ -295,7 +296,7 @@ def test_study_smoke_run_leaves_the_committed_pages_alone(tmp_path, monkeypatch)
     pages = {p: _digest(p) for p in (REPO / "book" / "experiments").rglob("*") if p.is_file()}
     monkeypatch.chdir(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "imse_study.study.runner", "--profile", "smoke", "--only", "00_data",
-                           "-p", "threads", "1"], capture_output=True, text=True, timeout=600,
+                           "-p", "threads", "1", "--repo", str(REPO)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "runs" / "study-smoke" / "00_data.csv").exists()
@@ -307,7 +308,7 @@ def test_study_smoke_run_leaves_the_committed_pages_alone(tmp_path, monkeypatch)
 
 
 def _papermill(notebook: Path, output: Path, cwd: Path, *args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IMSE_STUDY_CHECKOUT": str(REPO)}  # cwd is not in the checkout
     proc = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(output), "--no-progress-bar", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

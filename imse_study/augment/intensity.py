@@ -59,6 +59,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from imse_study.modalities import is_ct
+
 __all__ = [
     "ShuffleRemapParams",
     "sample_shuffle_remap_params",
@@ -573,7 +575,7 @@ def appearance_range(level: str, modality: str = "mr") -> AppearanceRange | None
     if level == "none":
         return None
     spec = _LEVELS[level]
-    if modality.lower() == "ct":
+    if is_ct(modality):
         # noise halved: 0.08 of the window's half-width is 100 HU, beyond a diagnostic scan's noise
         spec = AppearanceRange(spec.prob, 0.0, (1.0, 1.0), spec.blur_sigma, spec.zoom, spec.noise_std / 2,
                                shift=False)

@@ -4,10 +4,10 @@ The paper's GAN baselines (sections 4.2, 4.4 Table 5, 4.5 Figure 7) translate th
 the target modality with a generator, then compare it with the target by MAE. Two ways of training
 that generator live beside this module: :mod:`~imse_study.baselines.cyclegan` (Zhu et al., ICCV 2017,
 unpaired) and :mod:`~imse_study.baselines.reggan` (Kong et al., NeurIPS 2021, paired but misaligned,
-corrected by a registration network). Both use the networks defined here:
+corrected by a registration network). Both use the networks of :mod:`imse_study.nets`:
 
-* generator: CycleGAN's ResNet generator, i.e. :class:`imse_study.evaluator.model.Evaluator` with
-  one input channel and its ``tanh`` output used as is (images in [-1, 1], not the evaluator's x2);
+* generator: CycleGAN's ResNet generator, :class:`imse_study.nets.Translator` (the evaluator's with
+  one input channel and its ``tanh`` output used as is: images in [-1, 1], not the evaluator's x2);
 * discriminator: the 70 x 70 PatchGAN of pix2pix/CycleGAN (Isola et al. 2017), MONAI's
   ``PatchDiscriminator`` with instance normalisation, LSGAN (least-squares) targets 1/0;
 * registration net (RegGAN only): MONAI's ``VoxelMorphUNet`` (Balakrishnan et al. 2019), its
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.networks.nets import PatchDiscriminator, VoxelMorphUNet
 from torch import nn
 
 from imse_study.config import get_profile
-from imse_study.evaluator.model import Evaluator
+from imse_study.metrics.image import image_quality_per_item as translation_metrics
+from imse_study.nets import Discriminator, Translator, pad_to_multiple, registration_net
 from imse_study.training import meta_from_dict, package_version, read_payload, save_model_checkpoint
 
 __all__ = [
@@ -40,55 +40,6 @@ __all__ = [
 ]
 
 KINDS = ("cyclegan", "reggan")  # the ways of training a translator (imse_study.baselines.train)
-
-
-# --------------------------------------------------------------------------------------------
-# Networks
-
-
-class Translator(Evaluator):
-    """CycleGAN's ResNet generator (Zhu et al. 2017) mapping one image (B, 1, *S) to (B, 1, *S) in [-1, 1].
-
-    The evaluator's network with ``in_channels=1``; ``forward`` returns the ``tanh`` output without
-    the evaluator's factor 2. Each spatial size must be divisible by 4 (:func:`translate_with` pads).
-    """
-
-    def __init__(self, dim: int = 2, width: int = 64, n_blocks: int = 9) -> None:
-        super().__init__(dim, width, n_blocks, in_channels=1)
-        self.meta: TranslatorMeta | None = None  # set by load_translator
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return self.net(image)
-
-
-class Discriminator(nn.Module):
-    """PatchGAN (Isola et al. 2017, CycleGAN's discriminator): a map of real/fake scores per patch.
-
-    MONAI's ``PatchDiscriminator`` (it returns every intermediate feature map; only the last, the
-    score map, is kept), instance norm and biases as in CycleGAN, N(0, 0.02) initial weights.
-    ``n_layers=3`` is CycleGAN's 70 x 70 PatchGAN.
-    """
-
-    def __init__(self, dim: int = 2, width: int = 64, n_layers: int = 3) -> None:
-        super().__init__()
-        self.net = PatchDiscriminator(dim, width, in_channels=1, num_layers_d=n_layers, norm="INSTANCE", bias=True)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image)[-1]
-
-
-def registration_net(dim: int, channels: tuple[int, ...], final: tuple[int, ...]) -> nn.Module:
-    """MONAI's ``VoxelMorphUNet``: ``cat([moving, fixed], 1)`` -> displacement (B, dim, *S) in voxels.
-
-    ``channels`` pairs the encoder/decoder widths (VoxelMorph-1 is ``(16, 32, 32, 32, 32, 32)``),
-    ``final`` the widths of the convolutions after the UNet. The output convolution starts at
-    N(0, 1e-5) weights and zero bias (as in VoxelMorph), i.e. near the identity transform.
-    """
-    net = VoxelMorphUNet(dim, 2, channels[0], channels, final)
-    out = net.net[1].final_conv_out.conv
-    nn.init.normal_(out.weight, 0.0, 1e-5)
-    nn.init.zeros_(out.bias)
-    return net
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +176,7 @@ def translate_with(translator: nn.Module, image: torch.Tensor | np.ndarray) -> t
     """Translate ``image`` (in [-1, 1]) into the translator's target modality; same type and shape back.
 
     ``image`` is one image ``(*S)`` or a batch ``(B, 1, *S)`` with ``len(S)`` the translator's
-    dimension. Sizes not divisible by 4 are padded (edge values) and cropped back.
+    dimension. Sizes not divisible by 4 are padded (:func:`imse_study.nets.pad_to_multiple`) and cropped back.
     """
     dim = getattr(translator, "dim", 2)
     is_numpy = isinstance(image, np.ndarray)
@@ -240,38 +191,13 @@ def translate_with(translator: nn.Module, image: torch.Tensor | np.ndarray) -> t
         )
     param = next(translator.parameters())
     batch = batch.to(device=param.device, dtype=param.dtype)
-    spatial = batch.shape[2:]
-    pad = [(-n) % 4 for n in spatial]
-    if any(pad):
-        flat = [p for axis in reversed(pad) for p in (0, axis)]  # F.pad order: last axis first
-        batch = nn.functional.pad(batch, flat, mode="replicate")
+    batch, crop = pad_to_multiple(batch)
     was_training = translator.training
     translator.eval()
-    out = translator(batch)[(..., *[slice(0, n) for n in spatial])]
+    out = translator(batch)[(slice(None), slice(None), *crop)]
     translator.train(was_training)
     out = out.reshape(x.shape).to(x.device if not is_numpy else "cpu")
     return out.numpy() if is_numpy else out.to(x.dtype)
-
-
-def translation_metrics(prediction: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image NMAE, PSNR and SSIM (paper Table 5) of images ``(N, *S)`` or ``(N, 1, *S)`` in [-1, 1].
-
-    NMAE is ``mean|prediction - truth| / 2``: the mean absolute error normalised by the intensity
-    range of [-1, 1]. PSNR and SSIM are scikit-image's with ``data_range=2`` (SSIM: default 7-pixel
-    window, Gaussian weights off), over the whole image, background included.
-    """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    p, t = (np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-            for x in (prediction, truth))
-    if p.shape != t.shape:
-        raise ValueError(f"prediction {p.shape} and truth {t.shape} must have the same shape")
-    if p.ndim >= 4 and p.shape[1] == 1:  # (N, 1, *S) -> (N, *S)
-        p, t = p[:, 0], t[:, 0]
-    nmae = np.abs(p - t).reshape(len(p), -1).mean(1) / 2.0
-    psnr = np.array([peak_signal_noise_ratio(ti, pi, data_range=2.0) for pi, ti in zip(p, t)])
-    ssim = np.array([structural_similarity(ti, pi, data_range=2.0) for pi, ti in zip(p, t)])
-    return {"nmae": nmae, "psnr": psnr, "ssim": ssim}
 
 
 def evaluate_translation(

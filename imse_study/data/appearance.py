@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from imse_study.data.tissues import SEQUENCES, TISSUE_TABLES, Sequence, Tissue
+from imse_study.modalities import MODALITIES, MR_MODALITIES
 
-MR_WEIGHTINGS = ("t1", "t2", "pd")
-ALL_MODALITIES = ("t1", "t2", "pd", "ct")
+MR_WEIGHTINGS = MR_MODALITIES
+ALL_MODALITIES = MODALITIES
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from scipy import ndimage as ndi
 
 from imse_study.data.io import label_dtype, load_labels, load_nifti, reorient, spacing_of
 from imse_study.data.normalise import normalise_ct, normalise_mr
+from imse_study.modalities import CT, CTMR, kind_of
+from imse_study.modalities import KINDS as MODALITY_KINDS
+from imse_study.modalities import pair as study_pair
 
 ENV_MANIFESTS = "IMSE_STUDY_MANIFESTS"  # a folder of manifests that replaces the bundled one
 ENV_DATA = "IMSE_STUDY_DATA"  # $IMSE_STUDY_DATA/<name> is the default root of a file-based set
@@ -40,7 +43,6 @@ PHANTOM_ALIASES = {"phantom": "icbm152_phantom"}
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = {"train": 0.75, "val": 0.05, "test": 0.2}
 KINDS = ("files", "phantom")
-MODALITY_KINDS = ("mr", "ct")
 REQUIRED_KEYS = (
     "name", "kind", "title", "description", "source", "licence", "citation",
     "modalities", "pairs", "default_pair", "normalisation", "preprocessing", "splits",
@@ -79,13 +81,21 @@ class ImagePair:
 
 
 def manifest_dir() -> Path:
-    """The folder of manifests: ``$IMSE_STUDY_MANIFESTS``, else the repository's ``data_manifests/``."""
+    """The folder of manifests: ``$IMSE_STUDY_MANIFESTS``, else the checkout's ``data_manifests/``
+    (the checkout the working folder is in, see :func:`imse_study.checkout.find_checkout`)."""
+    from imse_study.checkout import find_checkout
+
     env = os.environ.get(ENV_MANIFESTS)
-    folder = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "data_manifests"
+    if env:
+        folder = Path(env).expanduser()
+    else:
+        try:
+            folder = find_checkout() / "data_manifests"
+        except FileNotFoundError as err:
+            raise DatasetError(f"{err}; or set {ENV_MANIFESTS} to a folder of data set manifests (*.yaml)") from None
     if not folder.is_dir():
         hint = (f"{ENV_MANIFESTS} points there" if env else
-                f"the package looks next to its source tree (an editable install); set {ENV_MANIFESTS} "
-                "to the folder that holds the data set manifests (*.yaml)")
+                f"set {ENV_MANIFESTS} to the folder that holds the data set manifests (*.yaml)")
         raise DatasetError(f"manifest folder not found: {folder} ({hint})")
     return folder
 
@@ -280,7 +290,7 @@ def modality_spec(manifest: dict, modality: str) -> dict:
         return spec
     any_mod = (manifest.get("layout") or {}).get("any_modality")
     if manifest["kind"] == "files" and any_mod:
-        kind = "ct" if modality.lower() == "ct" else "mr"
+        kind = kind_of(modality)
         return {"kind": kind, "files": [p.replace("{modality}", modality) for p in _as_list(any_mod["files"])]}
     raise DatasetError(f"data set {manifest['name']!r} has no modality {modality!r}: "
                        f"choose from {', '.join(manifest['modalities'])}")
@@ -479,7 +489,7 @@ def _select_slices(rule: dict, moving: np.ndarray, target: np.ndarray, labels: l
 def _normalise(image: np.ndarray, kind: str, rules: dict) -> np.ndarray:
     """Scale to [-1, 1] by the manifest's rule for ``kind`` (MR: percentiles, CT: HU window)."""
     rule = rules.get(kind) or {}
-    if kind == "ct":
+    if kind == CT:
         return normalise_ct(image, tuple(rule.get("window_hu", (-1000.0, 1500.0))))
     return normalise_mr(image, tuple(rule.get("percentiles", (0.5, 99.5))))
 
@@ -616,14 +626,15 @@ def _mr_stand_in(manifest: dict, mods: tuple[str, ...]) -> tuple[str, ...]:
     exactly one MR modality (Learn2Reg's ``mr``) lends that one for a (CT, T1) pair, with a warning;
     any other pair is left as asked, so a missing modality stays a clear error."""
     modalities = manifest.get("modalities") or {}
-    if set(mods) != {"ct", "t1"} or "t1" in modalities or (manifest.get("layout") or {}).get("any_modality"):
+    ct_mr = study_pair(CTMR)
+    if set(mods) != set(ct_mr.modalities) or ct_mr.other in modalities or (manifest.get("layout") or {}).get("any_modality"):
         return mods
     mrs = [name for name, spec in modalities.items() if (spec or {}).get("kind") == "mr"]
     if len(mrs) != 1:
         return mods
-    warnings.warn(f"{manifest['name']}: no modality 't1'; its one MR modality {mrs[0]!r} stands in for the CT-MR "
-                  "pair's MR", DatasetWarning, stacklevel=4)
-    return tuple(mrs[0] if m == "t1" else m for m in mods)
+    warnings.warn(f"{manifest['name']}: no modality {ct_mr.other!r}; its one MR modality {mrs[0]!r} stands in for "
+                  "the CT-MR pair's MR", DatasetWarning, stacklevel=4)
+    return tuple(mrs[0] if m == ct_mr.other else m for m in mods)
 
 
 def _resolve_root(manifest: dict, root: str | Path | None) -> Path:

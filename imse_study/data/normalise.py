@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imse_study.modalities import is_ct
+
 MR_PERCENTILES = (0.5, 99.5)
 CT_WINDOW_HU = (-1000.0, 1500.0)
 
@@ -40,4 +42,4 @@ def normalise_ct(hu: np.ndarray, window: tuple[float, float] = CT_WINDOW_HU) -> 
 
 def normalise(x: np.ndarray, modality: str) -> np.ndarray:
     """Scale ``x`` by the rule for ``modality`` (``ct`` uses the HU window, anything else is MR)."""
-    return normalise_ct(x) if modality.lower() == "ct" else normalise_mr(x)
+    return normalise_ct(x) if is_ct(modality) else normalise_mr(x)

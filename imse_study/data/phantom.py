@@ -59,12 +59,14 @@ from imse_study.data.appearance import Appearance, draw_appearance, ranges_for
 from imse_study.data.normalise import normalise_ct, normalise_mr
 from imse_study.data.tissues import V1_SEQUENCES, V1_TISSUES, mr_signal
 from imse_study.data.tissues import V1Tissue as Tissue
+from imse_study.modalities import CT, MR_MODALITIES, T1
+from imse_study.modalities import MODALITIES as PHANTOM_MODALITIES
 
 # The version a caller gets unless it asks for another. A version, once shipped, is frozen: new
 # generation code is a new version number. The cache key holds the version and the variant.
 PHANTOM_VERSION = 1
 PHANTOM_VERSIONS = (1, 2)
-MODALITIES = ("t1", "t2", "pd", "ct")
+MODALITIES = PHANTOM_MODALITIES  # every modality of the table: T1, T2, PD (MR) and CT
 LABELS = {"background": 0, "csf": 1, "gm": 2, "wm": 3, "ventricles": 4, "skull": 5, "scalp": 6}
 SPLITS = ("train", "val", "test")
 SPLIT_ID_OFFSET = {"train": 1000, "val": 2000, "test": 3000}
@@ -287,7 +289,7 @@ def _template() -> _Template:
 
     ventricles = _ventricles(csf_in, origin)
     # T1 texture: the template's own detail, as a residual against the tissue model's T1 signal.
-    model_t1 = sum(f * _mr_signal(TISSUE_TABLE[t], "t1") for t, f in (("csf", csf_in), ("gm", gm), ("wm", wm)))
+    model_t1 = sum(f * _mr_signal(TISSUE_TABLE[t], T1) for t, f in (("csf", csf_in), ("gm", gm), ("wm", wm)))
     inside = brain > 0
     design = np.stack([template[inside], np.ones(int(inside.sum()), np.float32)], 1)
     scale, offset = np.linalg.lstsq(design, model_t1[inside], rcond=None)[0]
@@ -330,7 +332,7 @@ def _anatomy_v2() -> _Anatomy:
     than its tissue maps say; each modality then shows it with its own WM-GM contrast.
     """
     t = _template()
-    wm_gm_t1 = _mr_signal(TISSUE_TABLE["wm"], "t1") - _mr_signal(TISSUE_TABLE["gm"], "t1")
+    wm_gm_t1 = _mr_signal(TISSUE_TABLE["wm"], T1) - _mr_signal(TISSUE_TABLE["gm"], T1)
     channels = {
         "inner_distance": t.signed - t.gap, "skull_thickness": t.skull_thickness,
         "scalp_thickness": t.scalp_thickness, "brain": t.brain, "gm": t.gm, "wm": t.wm, "ventricles": t.ventricles,
@@ -487,11 +489,11 @@ def _subject(subject: int, dim: int, cfg: PhantomConfig) -> dict[str, np.ndarray
 
     out: dict[str, np.ndarray] = {}
     wm_signal = {}
-    for weighting in ("t1", "t2", "pd"):
+    for weighting in MR_MODALITIES:
         signal = air * _mr_signal(tissues["air"], weighting)
         for i, name in enumerate(TISSUES):
             signal = signal + fractions[..., i] * _mr_signal(tissues[name], weighting)
-        if weighting == "t1":
+        if weighting == T1:
             signal = signal + texture
         wm_signal[weighting] = _mr_signal(tissues["wm"], weighting)
         out[weighting] = signal
@@ -499,11 +501,11 @@ def _subject(subject: int, dim: int, cfg: PhantomConfig) -> dict[str, np.ndarray
     for i, name in enumerate(TISSUES):
         value = tissues[name].hu + (250.0 * bone_variation if name == "skull" else 0.0)
         hu = hu + fractions[..., i] * value
-    out["ct"] = hu
+    out[CT] = hu
 
     for name in MODALITIES:
         image = _blur(out[name].astype(np.float32), dim)
-        if name == "ct":
+        if name == CT:
             image = image + rng.normal(0.0, CT_NOISE_HU, spatial)
             out[name] = normalise_ct(image)
             continue
@@ -597,7 +599,7 @@ def _mixed(fractions: dict[str, np.ndarray], weights: np.ndarray, names: tuple[s
 
 def _image_v2(modality: str, mixed: dict[str, np.ndarray], look: Appearance) -> np.ndarray:
     """The unscaled, noise-free image of ``modality`` from mixed fractions."""
-    if modality == "ct":
+    if modality == CT:
         hu = {t: look.tissues[t].hu for t in TISSUES_V2}
         image = sum(mixed[t] * hu[t] for t in TISSUES_V2) + BONE_VARIATION_HU * mixed["bone_shift"]
         return image + look.texture_gain * mixed["wm_shift"] * (hu["wm"] - hu["gm"])
@@ -629,8 +631,8 @@ def _subject_v2(subject: int, dim: int, cfg: PhantomConfig, variant: str | None 
     for modality in MODALITIES:
         image = _image_v2(modality, _mixed(fractions, weights[modality], names), look).astype(np.float32)
         image = _blur_v2(image, dim, look.blur_px[modality], look.slice_mm[modality], spacing)
-        if modality == "ct":
-            out["ct"] = normalise_ct(image + noise_rng.normal(0.0, look.ct_noise_hu, spatial))
+        if modality == CT:
+            out[CT] = normalise_ct(image + noise_rng.normal(0.0, look.ct_noise_hu, spatial))
             continue
         log_bias = _smooth_random_field(points, anatomy, noise_rng, 1, BIAS_CELL_MM, look.bias_rms[modality])[..., 0]
         image = image * np.exp(log_bias)

@@ -2,12 +2,13 @@
 
 Handles what the tensor functions leave to the caller: intensity scaling to [-1, 1] by modality
 (with a check that the image looks like its modality), padding to a multiple of 4 (the evaluator
-downsamples twice), and, given the images' affine, their geometry: the images are rearranged into
-the layout the evaluator was trained in (a 2D evaluator slices a stack across its through-plane axis
-and a volume along its axial axis, whatever the storage order; see :mod:`imse_study.data.geometry`),
-resampled to the evaluator's training spacing (in-plane only for a 2D evaluator), and the result is
-brought back to the input grid. Without an affine the arrays are used as they are, and a 2D
-evaluator runs over a 3D stack along its last axis (how NIfTI stores the package's 2D stacks).
+downsamples twice; :func:`imse_study.nets.pad_to_multiple`), and, given the images' affine, their
+geometry: the images are rearranged into the layout the evaluator was trained in (a 2D evaluator
+slices a stack across its through-plane axis and a volume along its axial axis, whatever the storage
+order; see :mod:`imse_study.data.geometry`), resampled to the evaluator's training spacing (in-plane
+only for a 2D evaluator), and the result is brought back to the input grid. Without an affine the
+arrays are used as they are, and a 2D evaluator runs over a 3D stack along its last axis (how NIfTI
+stores the package's 2D stacks).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from imse_study.data.geometry import Layout, resize, slice_axis, working_grid
+from imse_study.modalities import is_ct, kind_of
 from imse_study.data.normalise import normalise
 from imse_study.evaluator.use import error_map, translate
+from imse_study.nets.padding import pad_to_multiple
 
 ImageFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,7 +56,7 @@ def modality_mismatch(image: np.ndarray, modality: str) -> str | None:
         return None
     low, high = float(np.percentile(image, 1.0)), float(image.max())
     hu_like = low <= HU_AIR_BELOW
-    if modality.lower() == "ct":
+    if is_ct(modality):
         if hu_like and high >= HU_BONE_ABOVE:
             return None
         return (f"does not look like a CT in Hounsfield units (no air near -1000 and bone above {HU_BONE_ABOVE:g}; "
@@ -84,17 +86,7 @@ def to_unit_range(image: np.ndarray, modality: str, name: str = "the image") -> 
     problem = modality_mismatch(image, modality)
     if problem is not None:
         warnings.warn(f"{name} {problem}", IntensityWarning, stacklevel=2)
-    return normalise(image, "ct" if modality.lower() == "ct" else "mr")
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    spatial = x.shape[2:]
-    extra = [(-s) % multiple for s in spatial]
-    pad: list[int] = []
-    for e in reversed(extra):
-        pad += [e // 2, e - e // 2]
-    crop = tuple(slice(e // 2, e // 2 + s) for e, s in zip(extra, spatial))
-    return (F.pad(x, pad, mode="replicate") if any(extra) else x), crop
+    return normalise(image, kind_of(modality))
 
 
 def _check_pair(reference: np.ndarray, other: np.ndarray) -> None:

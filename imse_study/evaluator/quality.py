@@ -8,24 +8,26 @@ set's aligned pairs (``dataset``/``root``).
 * Translation (section 4.4, Table 5): the reference x is the test image of the evaluator's modality
   moved by a random transform (so x and the source y are NOT aligned, as in the paper), the
   translation is ``x - E(x, y)``, and the ground truth is the evaluator-modality image at y's
-  geometry, i.e. the untransformed image of the same slice. NMAE is mean |a - b| divided by the
-  intensity range (2 for images in [-1, 1]); PSNR and SSIM (scikit-image) use data range 2.
+  geometry, i.e. the untransformed image of the same slice. NMAE, PSNR and SSIM are
+  :func:`imse_study.metrics.image_quality` (data range 2 for images in [-1, 1]), the metric the
+  GAN baselines are scored with too.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.evaluator.use import translate
 from imse_study.evaluator.train import load_images, ranking_auc, ranking_modalities
+from imse_study.metrics.image import DATA_RANGE, image_quality
 from imse_study.warp import warp
 
+__all__ = ["DATA_RANGE", "TRANSLATION_SEED", "image_quality", "misaligned_reference", "ranking_report",
+           "translation_quality", "translation_scores"]
+
 TRANSLATION_SEED = 55_555
-DATA_RANGE = 2.0
 
 
 def ranking_report(model: torch.nn.Module, modality: str, dim: int = 2, profile: str = "quick",
@@ -46,17 +48,6 @@ def ranking_report(model: torch.nn.Module, modality: str, dim: int = 2, profile:
     rows = [{"reference": modality, "other": m, "pairs": int(images[m].shape[0]),
              "auc": ranking_auc(model, images[modality], images[m])} for m in others]
     return pd.DataFrame(rows)
-
-
-def image_quality(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """NMAE, PSNR and SSIM of one image against its ground truth (images in [-1, 1])."""
-    prediction, truth = np.asarray(prediction, np.float64), np.asarray(truth, np.float64)
-    exact = np.array_equal(prediction, truth)  # PSNR is infinite; skimage would warn about 1/0
-    return {
-        "nmae": float(np.abs(prediction - truth).mean() / DATA_RANGE),
-        "psnr": float("inf") if exact else float(peak_signal_noise_ratio(truth, prediction, data_range=DATA_RANGE)),
-        "ssim": float(structural_similarity(truth, prediction, data_range=DATA_RANGE)),
-    }
 
 
 def translation_quality(model: torch.nn.Module, modality: str, source: str, dim: int = 2, profile: str = "quick",

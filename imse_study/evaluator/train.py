@@ -43,6 +43,7 @@ from imse_study.evaluator.model import ARCHS, build_evaluator
 from imse_study.evaluator.objective import evaluator_objective
 from imse_study.evaluator.objective import make_training_pair  # noqa: F401  (re-exported)
 from imse_study.evaluator.use import foreground_mask
+from imse_study.modalities import CT_PARTNERS, MR_MODALITIES, SCALING, T1, is_ct, kind_of
 from imse_study.training import (
     EarlyStopping, Trainer, budget_arguments, device_of, run_settings, run_training, seeded_init, start_run, with_budget,
 )
@@ -52,7 +53,6 @@ from imse_study.warp import warp
 NOISES = ("shuffle_remap", "bezier", "none")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "bfloat16")
-MR_MODALITIES = ("t1", "t2", "pd")
 _VALIDATION_SEED = 987_654
 
 
@@ -73,8 +73,8 @@ class TrainResult:
 
 def ranking_modalities(modality: str, available: tuple[str, ...]) -> list[str]:
     """The other modalities the ranking check uses: MR-trained -> the other MR, CT-trained -> MR."""
-    if modality == "ct":
-        return [m for m in ("t1", "t2") if m in available]
+    if is_ct(modality):
+        return [m for m in CT_PARTNERS if m in available]
     return [m for m in available if m != modality and m in MR_MODALITIES]
 
 
@@ -171,7 +171,7 @@ def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: t
 
 def train_evaluator(
     out: str | Path,
-    modality: str = "t1",
+    modality: str = T1,
     dim: int = 2,
     profile: str = "quick",
     noise: str = "shuffle_remap",
@@ -230,8 +230,7 @@ def train_evaluator(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     meta = EvaluatorMeta(
         modality=modality, dim=dim, size=tuple(train.shape[2:]), width=cfg.width, n_blocks=model.n_blocks,
-        normalisation="ct: HU window -1000..1500 -> [-1, 1]" if modality == "ct"
-        else "mr: 0.5-99.5 percentiles -> [-1, 1]",
+        normalisation=SCALING[kind_of(modality)],
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
         dataset=dataset, spacing=spacing, arch=cfg.arch, appearance=cfg.appearance, seed=seed,
         command=command_for(epochs),

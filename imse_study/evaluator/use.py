@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from imse_study.evaluator.model import OUTPUT_SCALE
+from imse_study.nets.generator import OUTPUT_SCALE
+from imse_study.nets.padding import SIZE_MULTIPLE
 from imse_study.training import unwrap
 
 RANGE_TOLERANCE = 0.05  # values beyond [-1.05, 1.05] mean the images were not scaled to [-1, 1]
@@ -40,9 +41,10 @@ def check_pair(evaluator: torch.nn.Module, reference: torch.Tensor, other: torch
     model_dim = getattr(unwrap(evaluator), "dim", dim)
     if model_dim != dim:
         raise ValueError(f"this evaluator was trained in {model_dim}D and cannot be applied to {dim}D images")
-    bad = [s for s in reference.shape[2:] if s % 4]
+    bad = [s for s in reference.shape[2:] if s % SIZE_MULTIPLE]
     if bad:
-        raise ValueError(f"every spatial size must be divisible by 4 (two stride-2 levels), got {tuple(reference.shape[2:])}")
+        raise ValueError(f"every spatial size must be divisible by {SIZE_MULTIPLE} (two stride-2 levels; pad with "
+                         f"imse_study.nets.pad_to_multiple), got {tuple(reference.shape[2:])}")
 
 
 def error_map(evaluator: torch.nn.Module, reference: torch.Tensor, other: torch.Tensor, check: bool = True) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Hardening IMSE against free-form warps that fool its evaluator (issue 8).
+"""Hardening IMSE against free-form warps that fool its evaluator.
 
 An evaluator trained as in the paper ranks aligned vs misaligned pairs well, but a free-form field
 optimised against it finds warps that it scores lower than the true alignment
@@ -6,7 +6,8 @@ optimised against it finds warps that it scores lower than the true alignment
 known). This module holds the variants tried against that, each usable as a similarity or as a set
 of optimiser options:
 
-- :class:`WeightedSum` — IMSE plus a hand-crafted multi-modal term (MIND or MI), ``sum w_i L_i``;
+- :class:`~imse_study.losses.similarity.WeightedSum` — IMSE plus a hand-crafted multi-modal term
+  (MIND or MI), ``sum w_i L_i``;
 - coarser / more regularised transform models: plain optimiser options
   (``grid_spacing``, ``smooth_weight``, ``levels``) in :func:`hardening_variants`;
 - :class:`MultiScale` — the mean of a similarity over an image pyramid (average pooling);
@@ -18,7 +19,7 @@ of optimiser options:
 registered in :func:`~imse_study.losses.similarity.similarity`, so
 :func:`~imse_study.registration.methods.classic_registrar` runs it like any other loss).
 
-Measured (issue 8; ``python -m imse_study.study.diagnostic --direction DIR --pairs 8
+Measured (``python -m imse_study.study.diagnostic --direction DIR --pairs 8
 --variants ...``, 2D quick phantom, 8 test pairs per direction, 200 iterations, multires, shipped
 evaluators), Dice after affine -> after affine + deformable:
 
@@ -47,7 +48,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from imse_study.losses.similarity import Similarity, SimilarityLike, similarity
+from imse_study.losses.similarity import (
+    ROBUST_MIND_WEIGHT,
+    Similarity,
+    SimilarityLike,
+    WeightedSum,
+    imse_robust,
+    similarity,
+)
+from imse_study.registration.variants import Variant
 from imse_study.warp import warp
 
 __all__ = [
@@ -58,33 +67,6 @@ __all__ = [
     "hardening_variants",
     "robust_similarity",
 ]
-
-
-class WeightedSum(Similarity):
-    """``sum_i weight_i * L_i(warped, target, mask)`` of several similarities (lower is better).
-
-    Used as IMSE + MIND: MIND's minimum sits at the true alignment on the phantom (its Dice is
-    close to the ceiling) and anchors the field where the evaluator alone would be fooled.
-    """
-
-    name = "weighted_sum"
-
-    def __init__(self, terms: Sequence[tuple[float, SimilarityLike]]) -> None:
-        terms = list(terms)
-        if not terms:
-            raise ValueError("WeightedSum needs at least one (weight, similarity) term")
-        for w, s in terms:
-            if not callable(s):
-                raise ValueError(f"every term's similarity must be callable, got {type(s).__name__}")
-            if not float(w) >= 0:
-                raise ValueError(f"weights must be >= 0, got {w}")
-        self.terms = [(float(w), s) for w, s in terms]
-
-    def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return sum(w * s(warped, target, mask) for w, s in self.terms if w > 0)
-
-    def __repr__(self) -> str:
-        return "WeightedSum(" + " + ".join(f"{w:g}*{s!r}" for w, s in self.terms) + ")"
 
 
 class MultiScale(Similarity):
@@ -103,6 +85,7 @@ class MultiScale(Similarity):
         scales = [int(s) for s in scales]
         if not scales or min(scales) < 1:
             raise ValueError(f"scales must be positive integers, got {scales}")
+        super().__init__()
         self.similarity, self.scales = similarity, scales
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -137,6 +120,7 @@ class InnerMask(Similarity):
             raise ValueError(f"similarity must be callable, got {type(similarity).__name__}")
         if int(erode) < 0:
             raise ValueError(f"erode must be >= 0 voxels, got {erode}")
+        super().__init__()
         self.similarity, self.erode, self.threshold = similarity, int(erode), float(threshold)
 
     def inner(self, target: torch.Tensor) -> torch.Tensor:
@@ -161,11 +145,6 @@ class InnerMask(Similarity):
 # The named variant
 # ----------------------------------------------------------------------------------------------
 
-# The robust method uses optimise()'s defaults (multires, spacing 4, smoothness 5); coarser or
-# smoother transforms measured no better (module docstring).
-ROBUST_MIND_WEIGHT = 1.0
-
-
 def robust_similarity(
     evaluator: torch.nn.Module | str | Path,
     moving_modality: str,
@@ -174,15 +153,9 @@ def robust_similarity(
     mind_weight: float = ROBUST_MIND_WEIGHT,
     imse_weight: float = 1.0,
 ) -> WeightedSum:
-    """``imse_robust``: ``imse_weight * IMSE + mind_weight * MIND`` (see the module docstring).
-
-    Takes IMSE's options (``evaluator``, ``moving_modality``, ``target_modality``,
-    ``evaluator_modality``), so it can be registered in
-    :func:`imse_study.losses.similarity.similarity`'s registry under ``imse_robust``.
-    """
-    imse = similarity("imse", evaluator=evaluator, moving_modality=moving_modality,
-                      target_modality=target_modality, evaluator_modality=evaluator_modality)
-    return WeightedSum([(imse_weight, imse), (mind_weight, similarity("mind"))])
+    """``imse_robust``: ``imse_weight * IMSE + mind_weight * MIND`` (see the module docstring); the
+    same loss as ``similarity("imse_robust", ...)``."""
+    return imse_robust(evaluator, moving_modality, target_modality, evaluator_modality, mind_weight, imse_weight)
 
 
 def hardening_variants(
@@ -192,7 +165,7 @@ def hardening_variants(
     names: Sequence[str] | None = None,
     finetuned: str | Path | None = None,
 ) -> dict:
-    """The variants of issue 8 by name, as :class:`.diagnostic.Variant` objects.
+    """The hardening variants by name, as :class:`~imse_study.registration.variants.Variant` objects.
 
     ``mi``, ``mind`` (references), ``imse`` (the paper's evaluator, default options),
     ``imse+mind`` (weighted sum 1:1), ``imse_coarse`` (control spacing 16 px, 2 levels, smoothness
@@ -201,7 +174,6 @@ def hardening_variants(
     with ``finetuned`` (an evaluator checkpoint from :func:`finetune_hard_negatives`),
     ``imse_hardneg``. ``names`` picks a subset (in that order).
     """
-    from imse_study.study.diagnostic import Variant
     from imse_study.registration.methods import default_evaluator
 
     ev = evaluator or default_evaluator(moving_modality, target_modality)

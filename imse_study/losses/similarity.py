@@ -1,10 +1,12 @@
 """Similarity losses behind one interface: NCC, LNCC, MI, MIND-SSC, MAE, IMSE, translation + MAE.
 
-``similarity(name, **options)`` returns a :class:`Similarity`: a callable
-``(warped, target, mask=None) -> scalar loss tensor``. Lower is better; the loss is differentiable
-with respect to ``warped``. ``warped`` and ``target`` are ``(B, 1, H, W)`` or ``(B, 1, D, H, W)``
-images scaled to [-1, 1]; the loss is averaged over the batch. It is the ``L_sim`` of Eq. 1 (and,
-for ``imse``, of Eq. 6) that :mod:`imse_study.registration.optimise` minimises.
+``similarity(name, **options)`` returns a :class:`Similarity`, an ``nn.Module`` whose
+``forward(warped, target, mask=None)`` is a scalar loss tensor. Lower is better; the loss is
+differentiable with respect to ``warped``. A similarity holding a network (IMSE's evaluator, a
+translator) holds it as a frozen submodule: ``sim.to(device)`` moves it, once.
+``warped`` and ``target`` are ``(B, 1, H, W)`` or ``(B, 1, D, H, W)`` images scaled to [-1, 1];
+the loss is averaged over the batch. It is the ``L_sim`` of Eq. 1 (and, for ``imse``, of Eq. 6)
+that :mod:`imse_study.registration.optimise` minimises.
 
 ``mask`` (same shape as the images, or batch 1; bool or float weights in [0, 1]) restricts the loss
 to a region of the *target* grid:
@@ -19,7 +21,7 @@ name               loss; what the mask does
                    the per-voxel map is averaged with the mask as weights
 ``mi``             MONAI ``GlobalMutualInformationLoss``: ``-MI`` (nats), Parzen windows with
                    ``num_bins`` bins, inputs rescaled from [-1, 1] to [0, 1] first (MONAI's
-                   Gaussian window clamps to [0, 1]: STACK.md); MI is computed on the voxels
+                   Gaussian window clamps to [0, 1]); MI is computed on the voxels
                    where the mask is > 0.5 (the mask is binarised, weights are not used)
 ``mind``           mean ``|MIND(warped) - MIND(target)|`` (or squared, ``distance="l2"``) of the
                    MIND-SSC descriptors (:mod:`.mind`); mask-weighted mean over voxels
@@ -38,10 +40,12 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 import torch
+from torch import nn
 from monai.losses import (
     GlobalMutualInformationLoss,
     LocalNormalizedCrossCorrelationLoss,
@@ -59,6 +63,9 @@ __all__ = [
     "MAE",
     "IMSE",
     "TranslatedMAE",
+    "WeightedSum",
+    "check_choice",
+    "imse_robust",
     "similarity",
     "similarity_names",
     "resolve_similarity",
@@ -66,10 +73,24 @@ __all__ = [
 
 SimilarityLike = Callable[..., torch.Tensor]
 
+Precision = Literal["float32", "bfloat16"]
+Distance = Literal["l1", "l2"]
+LNCCKernel = Literal["rectangular", "triangular", "gaussian"]
+MIKernel = Literal["gaussian", "b-spline"]
+
 
 # ----------------------------------------------------------------------------------------------
 # Shared checks and reductions
 # ----------------------------------------------------------------------------------------------
+
+
+def check_choice(option: str, value: Any, allowed: Any) -> Any:
+    """``value`` if it is one of ``allowed`` (a ``typing.Literal`` or a sequence), else a one-line ValueError
+    naming the allowed values. Every string option of the similarities is checked here."""
+    choices = get_args(allowed) if get_origin(allowed) is Literal else tuple(allowed)
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {', '.join(repr(c) for c in choices)}, not {value!r}")
+    return value
 
 
 def check_image_tensor(name: str, x: torch.Tensor) -> None:
@@ -119,34 +140,46 @@ def _freeze(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def _follow_device(module: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
-    """Move ``module`` to the device of ``x`` when its parameters live elsewhere."""
-    first = next(iter(module.parameters()), None)
-    if first is not None and first.device != x.device:
-        module.to(x.device)
-    return module
-
-
 # ----------------------------------------------------------------------------------------------
 # The losses
 # ----------------------------------------------------------------------------------------------
 
 
-class Similarity(ABC):
-    """A similarity loss ``(warped, target, mask=None) -> scalar``; lower is better.
+class Similarity(nn.Module, ABC):
+    """A similarity loss, ``forward(warped, target, mask=None) -> scalar``; lower is better.
 
-    Subclasses implement :meth:`loss`; ``__call__`` checks shapes and prepares the mask.
+    Subclasses implement :meth:`loss`; :meth:`forward` checks shapes and devices and prepares the
+    mask. Networks named in ``frozen`` stay in eval mode whatever ``train()`` is asked: they are
+    fixed parts of the loss.
     """
 
     name: str = ""
+    frozen: tuple[str, ...] = ()
 
-    def __call__(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __init__(self) -> None:  # no options unless a subclass takes some (the factory reads the signature)
+        super().__init__()
+
+    def forward(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_images(warped, target)
+        self._check_device(warped)
         return self.loss(warped, target, _check_mask(mask, warped))
 
     @abstractmethod
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The loss of ``warped`` against ``target`` (shapes already checked, mask prepared)."""
+
+    def train(self, mode: bool = True) -> Similarity:
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
+
+    def _check_device(self, x: torch.Tensor) -> None:
+        """A one-line error when the similarity's network lives on another device than the images."""
+        first = next(self.parameters(), None)
+        if first is not None and first.device != x.device:
+            raise ValueError(f"the similarity's network is on {first.device} but the images are on {x.device}: "
+                             f"move it with similarity.to({str(x.device)!r}) first")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -172,6 +205,7 @@ class NCC(Similarity):
     name = "ncc"
 
     def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
         self.eps = float(eps)
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -201,22 +235,26 @@ class LNCC(Similarity):
 
     name = "lncc"
 
-    def __init__(self, kernel_size: int | None = None, kernel_type: str = "rectangular") -> None:
-        self.kernel_size = kernel_size
-        self.kernel_type = kernel_type
-        self._losses: dict[int, LocalNormalizedCrossCorrelationLoss] = {}
+    def __init__(self, kernel_size: int | None = None, kernel_type: LNCCKernel = "rectangular") -> None:
+        super().__init__()
         if kernel_size is not None and (int(kernel_size) < 1 or int(kernel_size) % 2 == 0):
             raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.kernel_type = check_choice("kernel_type", kernel_type, LNCCKernel)
+        # one MONAI loss per dimension, built now so that .to(device) moves their kernels
+        self._losses = nn.ModuleDict({
+            str(ndim): LocalNormalizedCrossCorrelationLoss(
+                spatial_dims=ndim, kernel_size=int(kernel_size if kernel_size is not None else (9 if ndim == 2 else 7)),
+                kernel_type=kernel_type, reduction="none")
+            for ndim in (2, 3)
+        })
 
-    def _monai(self, ndim: int) -> LocalNormalizedCrossCorrelationLoss:
-        if ndim not in self._losses:
-            size = self.kernel_size if self.kernel_size is not None else (9 if ndim == 2 else 7)
-            self._losses[ndim] = LocalNormalizedCrossCorrelationLoss(
-                spatial_dims=ndim, kernel_size=int(size), kernel_type=self.kernel_type, reduction="none")
-        return self._losses[ndim]
+    def monai_loss(self, ndim: int) -> LocalNormalizedCrossCorrelationLoss:
+        """The MONAI loss for ``ndim`` spatial axes."""
+        return self._losses[str(ndim)]
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        per_voxel = self._monai(warped.ndim - 2)(warped, target)  # (B, 1, *S), in [-1, 0]
+        per_voxel = self.monai_loss(warped.ndim - 2)(warped, target)  # (B, 1, *S), in [-1, 0]
         return _masked_mean(per_voxel, mask)
 
     def __repr__(self) -> str:
@@ -226,15 +264,17 @@ class LNCC(Similarity):
 class MutualInformation(Similarity):
     """MONAI's global mutual information, ``-MI``, on images rescaled from [-1, 1] to [0, 1].
 
-    MONAI's Gaussian Parzen window clamps its inputs to [0, 1] (STACK.md), so the rescaling is
+    MONAI's Gaussian Parzen window clamps its inputs to [0, 1], so the rescaling is
     needed, or half the intensity range would be lost. With a mask, MI is computed per sample on
     the voxels where the mask is > 0.5 (MONAI's histogram has no voxel weights).
     """
 
     name = "mi"
 
-    def __init__(self, num_bins: int = 23, sigma_ratio: float = 0.5, kernel_type: str = "gaussian") -> None:
+    def __init__(self, num_bins: int = 23, sigma_ratio: float = 0.5, kernel_type: MIKernel = "gaussian") -> None:
+        super().__init__()
         self.num_bins = int(num_bins)
+        check_choice("kernel_type", kernel_type, MIKernel)
         self._mi = GlobalMutualInformationLoss(kernel_type=kernel_type, num_bins=self.num_bins,
                                                sigma_ratio=sigma_ratio, reduction="mean")
 
@@ -264,10 +304,10 @@ class MIND(Similarity):
 
     name = "mind"
 
-    def __init__(self, radius: int = 1, dilation: int = 2, distance: str = "l1") -> None:
-        if distance not in ("l1", "l2"):
-            raise ValueError(f"distance must be 'l1' or 'l2', got {distance!r}")
-        self.radius, self.dilation, self.distance = int(radius), int(dilation), distance
+    def __init__(self, radius: int = 1, dilation: int = 2, distance: Distance = "l1") -> None:
+        super().__init__()
+        self.distance = check_choice("distance", distance, Distance)
+        self.radius, self.dilation = int(radius), int(dilation)
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         diff = mind_ssc(warped, self.radius, self.dilation) - mind_ssc(target, self.radius, self.dilation)
@@ -311,7 +351,7 @@ class IMSE(Similarity):
     gradients of cosine similarity 0.99 to float32's (``benchmarks/run.py``, optimisations).
 
     The reference channel must be the image in the modality the evaluator was trained on
-    (DESIGN.md): if ``target_modality`` is that modality the loss is ``E(target, warped)``
+    (Eq. 5-6): if ``target_modality`` is that modality the loss is ``E(target, warped)``
     (preferred when both match: the target is never resampled); else if ``moving_modality`` is,
     ``E(warped, target)``; otherwise a ValueError. Modality names compare case-insensitively and
     exactly ('t1' is not 'mr'). The pair is validated in full (range, size divisible by 4,
@@ -319,6 +359,7 @@ class IMSE(Similarity):
     """
 
     name = "imse"
+    frozen = ("evaluator",)
 
     def __init__(
         self,
@@ -326,10 +367,10 @@ class IMSE(Similarity):
         moving_modality: str,
         target_modality: str,
         evaluator_modality: str | None = None,
-        precision: str = "float32",
+        precision: Precision = "float32",
     ) -> None:
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', not {precision!r}")
+        super().__init__()
+        check_choice("precision", precision, Precision)
         model, modality = _load_evaluator(evaluator, evaluator_modality)
         self.evaluator = _freeze(model)
         self.precision = precision
@@ -348,7 +389,7 @@ class IMSE(Similarity):
         self._checked = False
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        model = _follow_device(self.evaluator, warped)
+        model = self.evaluator
         reference, other = (target, warped) if self.reference == "target" else (warped, target)
         if not self._checked:
             check_pair(model, reference.detach(), other.detach())
@@ -373,14 +414,16 @@ class TranslatedMAE(Similarity):
     """
 
     name = "translated_mae"
+    frozen = ("translator",)
 
     def __init__(self, translator: torch.nn.Module) -> None:
+        super().__init__()
         if not isinstance(translator, torch.nn.Module):
             raise ValueError(f"translator must be an nn.Module, not {type(translator).__name__}")
         self.translator = _freeze(translator)
 
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        translated = _follow_device(self.translator, warped)(warped)
+        translated = self.translator(warped)
         if translated.shape != target.shape:
             raise ValueError(f"the translator returned {tuple(translated.shape)} for an image "
                              f"{tuple(warped.shape)}; it must keep the shape")
@@ -388,6 +431,55 @@ class TranslatedMAE(Similarity):
 
     def __repr__(self) -> str:
         return f"TranslatedMAE({type(self.translator).__name__})"
+
+
+class WeightedSum(Similarity):
+    """``sum_i weight_i * L_i(warped, target, mask)`` of several similarities (lower is better).
+
+    Used as IMSE + MIND (``imse_robust``): MIND's minimum sits at the true alignment on the
+    phantom (its Dice is close to the ceiling) and anchors the field where the evaluator alone
+    would be fooled. Terms that are ``nn.Module`` s are submodules (``.to(device)`` moves them).
+    """
+
+    name = "weighted_sum"
+
+    def __init__(self, terms: Sequence[tuple[float, SimilarityLike]]) -> None:
+        super().__init__()
+        terms = list(terms)
+        if not terms:
+            raise ValueError("WeightedSum needs at least one (weight, similarity) term")
+        for w, s in terms:
+            if not callable(s):
+                raise ValueError(f"every term's similarity must be callable, got {type(s).__name__}")
+            if not float(w) >= 0:
+                raise ValueError(f"weights must be >= 0, got {w}")
+        self.terms = [(float(w), s) for w, s in terms]
+        self.modules_of_terms = nn.ModuleList([s for _, s in terms if isinstance(s, nn.Module)])
+
+    def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return sum(w * s(warped, target, mask) for w, s in self.terms if w > 0)
+
+    def __repr__(self) -> str:
+        return "WeightedSum(" + " + ".join(f"{w:g}*{s!r}" for w, s in self.terms) + ")"
+
+
+# The robust method uses optimise()'s defaults (multires, spacing 4, smoothness 5); coarser or
+# smoother transforms measured no better (imse_study.losses.robust).
+ROBUST_MIND_WEIGHT = 1.0
+
+
+def imse_robust(
+    evaluator: torch.nn.Module | str | Path,
+    moving_modality: str,
+    target_modality: str,
+    evaluator_modality: str | None = None,
+    mind_weight: float = ROBUST_MIND_WEIGHT,
+    imse_weight: float = 1.0,
+) -> WeightedSum:
+    """``imse_robust``: ``imse_weight * IMSE + mind_weight * MIND``, the variant that keeps IMSE's
+    minimum nearest the truth (measurements: :mod:`imse_study.losses.robust`). Takes IMSE's options."""
+    imse = IMSE(evaluator, moving_modality, target_modality, evaluator_modality)
+    return WeightedSum([(imse_weight, imse), (mind_weight, MIND())])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,25 +494,8 @@ _REGISTRY: dict[str, type[Similarity]] = {
     "mae": MAE,
     "imse": IMSE,
     "translated_mae": TranslatedMAE,
+    "imse_robust": imse_robust,  # type: ignore[dict-item]
 }
-
-
-
-
-def imse_robust(evaluator, moving_modality: str, target_modality: str, evaluator_modality: str | None = None,
-                mind_weight: float = 1.0, imse_weight: float = 1.0) -> Similarity:
-    """IMSE + MIND (1:1), the variant that keeps IMSE's minimum nearest the truth (issue 8).
-
-    See :mod:`imse_study.losses.robust` for the measurements; imported lazily because that
-    module builds on this one.
-    """
-    from imse_study.losses.robust import robust_similarity
-
-    return robust_similarity(evaluator, moving_modality, target_modality, evaluator_modality, mind_weight,
-                             imse_weight)
-
-
-_REGISTRY["imse_robust"] = imse_robust  # type: ignore[assignment]
 _USES_MODALITIES = (IMSE, imse_robust)
 EVALUATOR_SIMILARITIES = ("imse", "imse_robust")  # the names that need an ``evaluator`` option
 _MODALITY_OPTIONS = ("moving_modality", "target_modality")

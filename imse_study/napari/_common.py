@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from imse_study.data.phantom import MODALITIES
+from imse_study.modalities import name_tokens
 
-_MODALITY_TOKENS = {"t1": "t1", "t1w": "t1", "t2": "t2", "t2w": "t2", "pd": "pd", "pdw": "pd", "ct": "ct"}
+_MODALITY_TOKENS = name_tokens()  # t1, T1w, ... -> t1
 _LABEL_NAME = re.compile(r"(seg|label|mask|parc|aseg)", re.IGNORECASE)
 MAX_LABEL_VALUES = 256  # an integer file with at most this many distinct values opens as labels
 

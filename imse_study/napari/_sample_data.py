@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from imse_study.data.phantom import LABELS, MODALITIES, load_phantom, subject_name
+from imse_study.modalities import CT, T1
 
 PROFILE = "quick"
 SPLIT = "test"
@@ -53,7 +54,7 @@ def phantom_pair_2d() -> list[tuple]:
     per_subject = int(np.sum(ph.subjects == ph.subjects[0]))
     moving, target = SLICE, SLICE + per_subject
     out = []
-    for index, role, modality in ((target, "target", "ct"), (moving, "moving", "t1")):
+    for index, role, modality in ((target, "target", CT), (moving, "moving", T1)):
         name = f"{role} {modality} ({subject_name(ph.subjects[index])})"
         image, labels = _layers(ph, index, "", modalities=(modality,))
         image[1].update(name=name, visible=True, opacity=1.0 if role == "target" else 0.5)

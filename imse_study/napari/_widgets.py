@@ -37,6 +37,7 @@ from scipy import ndimage as ndi
 
 from imse_study.data.geometry import registration_plan
 from imse_study.data.phantom import MODALITIES
+from imse_study.modalities import EVALUATOR_PREFERENCE
 from imse_study.evaluator.apply import error_map_array, to_unit_range, translate_array
 from imse_study.evaluator.checkpoint import evaluator_spacing
 from imse_study.evaluator.pretrained import available_pretrained, load_any
@@ -266,7 +267,7 @@ class ErrorMapWidget(_Base):
         self.extend([self.reference, self.other, self.evaluator, self.checkpoint, self.run_button,
                      self.mean_error, self.status])
         self.result: dict = {}
-        _pick_pair(self.reference, self.other, self.viewer, prefer=("ct", "t1"))
+        _pick_pair(self.reference, self.other, self.viewer, prefer=EVALUATOR_PREFERENCE)
 
     def run(self, *_):
         self._guarded(self._run)
@@ -319,7 +320,7 @@ class TranslateWidget(_Base):
         self.run_button.changed.connect(self.run)
         self.extend([self.reference, self.source, self.evaluator, self.checkpoint, self.run_button, self.status])
         self.result: dict = {}
-        _pick_pair(self.reference, self.source, self.viewer, prefer=("ct", "t1"))
+        _pick_pair(self.reference, self.source, self.viewer, prefer=EVALUATOR_PREFERENCE)
 
     def run(self, *_):
         self._guarded(self._run)

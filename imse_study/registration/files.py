@@ -36,8 +36,9 @@ from imse_study.data.geometry import (
     working_grid,
 )
 from imse_study.data.io import load_labels, load_nifti, save_nifti
-from imse_study.evaluator.apply import pad_to_multiple, to_unit_range
+from imse_study.evaluator.apply import to_unit_range
 from imse_study.metrics import dice
+from imse_study.nets.padding import pad_to_multiple
 from imse_study.registration.optimise import optimise
 from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
 from imse_study.losses.similarity import similarity as make_similarity

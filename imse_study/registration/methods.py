@@ -17,6 +17,7 @@ from imse_study.registration.evaluate import Registrar, TestPairs
 from imse_study.registration.optimise import optimise
 from imse_study.losses.similarity import EVALUATOR_SIMILARITIES
 from imse_study.losses.similarity import similarity as make_similarity
+from imse_study.modalities import EVALUATOR_PREFERENCE
 
 CLASSIC_SIMILARITIES = ("ncc", "lncc", "mi", "mind", "mae", "imse", "imse_robust")
 EXTERNAL_TOOLS = ("ants", "elastix")
@@ -26,7 +27,7 @@ def default_evaluator(moving_modality: str, target_modality: str, dim: int = 2) 
     """The shipped ``dim``-D phantom evaluator for a modality pair: CT's if CT is in the pair, else T1's."""
     from imse_study.evaluator.pretrained import available_pretrained
 
-    for modality in ("ct", "t1"):
+    for modality in EVALUATOR_PREFERENCE:
         name = f"phantom-{modality}-{dim}d"
         if modality in (moving_modality, target_modality) and name in available_pretrained():
             return name

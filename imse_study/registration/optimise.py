@@ -48,7 +48,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from imse_study.metrics import gradient_loss
+from imse_study.losses.regularisers import gradient_loss
 from imse_study.losses.similarity import SimilarityLike, check_image_tensor, resolve_similarity
 from imse_study.warp import warp
 
@@ -66,7 +66,7 @@ __all__ = [
 MODES = ("multires", "paper")
 # Eq. 7's weight. The paper does not give it; the authors' traditional-registration config
 # (IMSE-3D-Full/Yaml/Tra_Reg.yaml: smooth_w 5, sim_w 1) uses 5 with the same gradient term
-# (metrics.gradient_loss, voxel units). Measured on phantom pairs (benchmarks/probe_instance.py,
+# (losses.regularisers.gradient_loss, voxel units). Measured on phantom pairs (benchmarks/probe_instance.py,
 # multires, MIND and MI): 5 beat 1 by 0.02-0.08 brain Dice and 20 was no better.
 DEFAULT_SMOOTH_WEIGHT = 5.0
 DEFAULT_AFFINE_LR = 0.01
@@ -323,11 +323,14 @@ def optimise(
     with default options. ``lr`` is the deformable stage's Adam rate in voxels per step;
     ``affine_lr`` the affine stage's (normalised units); ``levels``, ``affine``, ``grid_spacing``
     apply to ``mode="multires"`` only. ``mask`` restricts the similarity to a region of the target.
-    Runs on the inputs' device; every sample of the batch gets its own transform.
+    Runs on the inputs' device (a similarity that is an ``nn.Module`` is moved there); every sample of
+    the batch gets its own transform.
     """
     _check_inputs(moving, target, mask)
     _check_settings(mode, iterations, lr, smooth_weight, levels, affine, grid_spacing)
     sim = resolve_similarity(similarity)
+    if isinstance(sim, torch.nn.Module):  # its networks (an evaluator, a translator) go where the images are
+        sim.to(moving.device)
     moving, target = moving.detach(), target.detach()
     mask = None if mask is None else mask.detach().to(moving.device)
     stepper = _Stepper(int(iterations), callback, progress)

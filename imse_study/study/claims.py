@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from imse_study.atomic import atomic_write
+from imse_study.checkout import find_checkout
+from imse_study.modalities import PAIRS, T1T2, pair_title
 
-REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = REPO / "book" / "experiments"
-PAIRS = {"t1t2": "T1-T2", "ctmr": "CT-MR"}
 
 
 @dataclass
@@ -89,7 +88,7 @@ def evaluator_claims(experiments: Path) -> list[Claim]:
     aucs, rings, brains, translations, ssims = [], [], [], [], {}
     for pair, t in tables.items():
         auc = t[t["metric"] == "ranking_auc"].groupby("other")["value"].mean()
-        aucs.append(f"{t['reference'].iloc[0].upper()} evaluator ({_link(f'01_evaluator_{pair}', PAIRS[pair])}): "
+        aucs.append(f"{t['reference'].iloc[0].upper()} evaluator ({_link(f'01_evaluator_{pair}', pair_title(pair))}): "
                     + ", ".join(f"{o.upper()} **{v:.3f}**" for o, v in auc.items()))
         aligned = t[t["metric"].str.startswith("aligned_mean_abs_error_")]
         by_label = aligned.groupby("metric")["value"].mean().rename(lambda m: m.removeprefix("aligned_mean_abs_error_"))
@@ -97,7 +96,7 @@ def evaluator_claims(experiments: Path) -> list[Claim]:
         brain = np.nanmean([by_label.get("gm", np.nan), by_label.get("wm", np.nan)])
         rings.append(ring)
         brains.append(brain)
-        translations.append(f"{PAIRS[pair]}: " + "; ".join(
+        translations.append(f"{pair_title(pair)}: " + "; ".join(
             f"{o.upper()} → {t['reference'].iloc[0].upper()} NMAE **{g['value'][g['metric'] == 'nmae'].mean():.3f}**, "
             f"SSIM **{g['value'][g['metric'] == 'ssim'].mean():.2f}**"
             for o, g in t[t["metric"].isin(["nmae", "ssim"])].groupby("other")))
@@ -109,13 +108,13 @@ def evaluator_claims(experiments: Path) -> list[Claim]:
                + _profile_note(*tables.values()),
                "**reproduced** (ranking)" if min(all_auc) >= 0.9 else "**partly**" if min(all_auc) >= 0.7
                else "**not reproduced**")
-    ring_text = ", ".join(f"{PAIRS[p]}: ring {r:.2f} vs brain {b:.2f}" for p, r, b in zip(PAIRS, rings, brains))
+    ring_text = ", ".join(f"{pair_title(p)}: ring {r:.2f} vs brain {b:.2f}" for p, r, b in zip(PAIRS, rings, brains))
     noisy_ring = any(r > 3 * max(b, 1e-3) and r > 0.1 for r, b in zip(rings, brains))
     e2 = Claim("E2", claim_e2, f"Mean \\|E\\| on aligned test pairs, scalp/skull ring vs grey+white matter ({ring_text})",
                "**partly**: near zero inside the brain, not at the scalp/skull ring" if noisy_ring else "**reproduced**")
     good = [p for p, s in ssims.items() if s >= 0.8]
     e3 = Claim("E3", claim_e3, "Phantom test slices, reference misaligned on purpose. " + "; ".join(translations),
-               "**reproduced**" if len(good) == len(ssims) else "**partly**: good for " + ", ".join(PAIRS[p] for p in good)
+               "**reproduced**" if len(good) == len(ssims) else "**partly**: good for " + ", ".join(pair_title(p) for p in good)
                if good else "**not reproduced**")
     return [e1, e2, e3]
 
@@ -131,7 +130,7 @@ def translation_claim(experiments: Path) -> Claim:
         means = t.groupby("method")[["nmae", "ssim"]].mean()
         if "imse" not in means.index:
             continue
-        parts.append(f"{_link(f'04_translation_{pair}', PAIRS[pair])}: " + ", ".join(
+        parts.append(f"{_link(f'04_translation_{pair}', pair_title(pair))}: " + ", ".join(
             f"{m} NMAE {r['nmae']:.3f} / SSIM {r['ssim']:.2f}" for m, r in means.iterrows()))
         gans = means[means.index.isin(["cyclegan", "reggan"])]
         if len(gans):
@@ -155,7 +154,7 @@ def correlation_claim(experiments: Path) -> Claim:
         rho = t[t["correlation"] == "spearman"].set_index("method")["r"]
         if "IMSE" not in rho.index:
             continue
-        parts.append(f"{_link(f'05_spatial_error_{pair}', PAIRS[pair])}: Spearman ρ(error score, Dice) "
+        parts.append(f"{_link(f'05_spatial_error_{pair}', pair_title(pair))}: Spearman ρ(error score, Dice) "
                      + ", ".join(f"{m} {v:+.2f}" for m, v in rho.items()))
         gans = rho[rho.index.isin(["CycleGAN", "RegGAN"])]
         if len(gans):
@@ -219,11 +218,11 @@ def registration_claims(experiments: Path, dim: int = 2) -> list[Claim]:
             smooth_rank = int((others["grad"] < m.loc["imse_sr", "grad"]).sum() + 1)
             n3 += smooth_rank <= 2
             r3.append(f"{direction}: ‖∇φ‖ {m.loc['imse_sr', 'grad']:.3g}, rank {smooth_rank}/{len(m)}")
-    links = ", ".join(_link(f"02_register_{p}{suffix}", PAIRS[p] + tag) for p in found)
+    links = ", ".join(_link(f"02_register_{p}{suffix}", pair_title(p) + tag) for p in found)
     note = _profile_note(*found.values())
 
     missing = [p for p in PAIRS if p not in found]
-    extra = f" (not yet run: {', '.join(PAIRS[p] for p in missing)})" if missing else ""
+    extra = f" (not yet run: {', '.join(pair_title(p) for p in missing)})" if missing else ""
     return [
         Claim("R1" + tag, claims_text["R1"], f"{links}{note}: " + "; ".join(r1) + extra, _paper_status(n1, t1, "directions")),
         Claim("R2" + tag, claims_text["R2"], f"{links}{note}: " + ("; ".join(r2) or "IMSE(BC) not run"),
@@ -247,7 +246,7 @@ def ablation_claim(experiments: Path) -> Claim:
             dice = reg.groupby("method")["dice"].mean().reindex(list(N_RANGES)).dropna()
             if len(dice) < 2:
                 continue
-            parts.append(f"{_link(f'06_shuffle_remap_ablation_{pair}', PAIRS[pair])}, {how}: Dice "
+            parts.append(f"{_link(f'06_shuffle_remap_ablation_{pair}', pair_title(pair))}, {how}: Dice "
                          + ", ".join(f"{k.removeprefix('N_').replace('_', '–')} {v:.3f}" for k, v in dice.items()))
             verdicts.append((how, "monotone" if dice.diff().dropna().gt(0).all() else
                                   "wide-best" if dice.idxmax() == dice.index[-1] else
@@ -290,7 +289,7 @@ def traditional_claims(experiments: Path) -> list[Claim]:
                 single.append(text)
                 total6 += 1
                 wins6 += bool(dice["imse"] > best_other)
-    links = ", ".join(_link(f"03_traditional_{p}", PAIRS[p]) for p in found)
+    links = ", ".join(_link(f"03_traditional_{p}", pair_title(p)) for p in found)
     note = _profile_note(*found.values())
 
 
@@ -315,7 +314,7 @@ def robustness_claims(experiments: Path) -> list[Claim]:
             t = t.assign(misled=misled(t).astype(float))
         means = t.groupby("variant")[[c for c in ("dice_affine", "dice_deformable", "fooled", "misled")
                                       if c in t.columns]].mean()
-        link = _link(f"07_robustness_{pair}", PAIRS[pair])
+        link = _link(f"07_robustness_{pair}", pair_title(pair))
         if "imse" in means.index:
             gain = means.loc["imse", "dice_deformable"] - means.loc["imse", "dice_affine"]
             wins1.append(gain > 0)
@@ -338,8 +337,8 @@ def capacity_claim(experiments: Path) -> Claim:
     """B3, from the GPU evidence in ``experiments/gpu`` (width-64 evaluators, not shipped: see COMMANDS.txt)."""
     claim = ("*Ours:* the evaluator's capacity matters: the paper's width (64 channels, 9 blocks, trained on a GPU) "
              "registers better than the shipped CPU-sized evaluators (16 channels, 6 blocks)")
-    table2 = _read(experiments, "02_register_t1t2")
-    gpu_table2 = _read(experiments, "gpu/02_register_t1t2_w64")
+    table2 = _read(experiments, f"02_register_{T1T2}")
+    gpu_table2 = _read(experiments, f"gpu/02_register_{T1T2}_w64")
     evidence, wins = [], []
     if table2 is not None and gpu_table2 is not None:
         small, large = _means(table2), _means(gpu_table2)
@@ -406,7 +405,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\\\\|", "\\|")
 
 
-def claims_markdown(experiments: str | Path = EXPERIMENTS) -> str:
+def claims_markdown(experiments: str | Path) -> str:
     """The whole claims page as Markdown."""
     experiments = Path(experiments)
     out = [HEADER]
@@ -417,8 +416,8 @@ def claims_markdown(experiments: str | Path = EXPERIMENTS) -> str:
     return "\n".join(out)
 
 
-def write_claims(experiments: str | Path = EXPERIMENTS, out: str | Path | None = None) -> Path:
-    """Write the claims page (``book/claims.md`` by default), atomically."""
+def write_claims(experiments: str | Path, out: str | Path | None = None) -> Path:
+    """Write the claims page (default: ``claims.md`` beside ``experiments``, i.e. ``book/claims.md``), atomically."""
     path = Path(out) if out else Path(experiments).parent / "claims.md"
     text = claims_markdown(experiments)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -426,9 +425,17 @@ def write_claims(experiments: str | Path = EXPERIMENTS, out: str | Path | None =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.study.claims", description=__doc__.split("\n")[0])
-    parser.add_argument("--experiments", type=Path, default=EXPERIMENTS, help="folder of executed notebooks + CSVs")
+    parser.add_argument("--experiments", type=Path, help="folder of executed notebooks + CSVs (default: the "
+                                                          "checkout's book/experiments)")
+    parser.add_argument("--repo", type=Path, help="the checkout (default: the one the working folder is in)")
     parser.add_argument("--out", type=Path, help="output Markdown (default: claims.md beside the experiments folder)")
     args = parser.parse_args(argv)
+    if args.experiments is None:
+        try:
+            args.experiments = find_checkout(args.repo) / "book" / "experiments"
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if not args.experiments.is_dir():
         print(f"error: {args.experiments} is not a folder of executed notebooks", file=sys.stderr)
         return 2

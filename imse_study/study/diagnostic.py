@@ -4,9 +4,9 @@ The true alignment is known: a test pair's moving image is the data set's own al
 phantom's, or a manifest set's) of the moving modality warped by a seeded random displacement
 (:func:`.evaluate.make_test_pairs`),
 so the *truly aligned* moving image is the unwarped one, and the displacement that undoes the
-misalignment is the inverse of the known field (computed here by fixed-point iteration). For each
-pair and each registration *variant* (a similarity plus the options of
-:func:`~imse_study.registration.optimise.optimise`) the diagnostic records
+misalignment is the inverse of the known field (:func:`~imse_study.registration.inverse.invert_displacement`).
+For each pair and each registration *variant* (:class:`~imse_study.registration.variants.Variant`: a
+similarity plus the options of :func:`~imse_study.registration.optimise.optimise`) the diagnostic records
 
 - ``loss_solution``: the similarity at the optimiser's solution (``warp(moving, phi)`` vs target),
 - ``loss_truth``: the similarity of the unwarped moving image against the target (the true
@@ -36,14 +36,16 @@ seconds of the affine stage are read from the step callback (the affine stage is
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from imse_study.atomic import atomic_write
+from imse_study.losses.similarity import SimilarityLike
 from imse_study.metrics import (
     dice,
     gradient_smoothness,
@@ -51,8 +53,11 @@ from imse_study.metrics import (
     nonpositive_jacobian_fraction,
 )
 from imse_study.registration.evaluate import TEST_SEED, TestPairs
+from imse_study.registration.inverse import invert_displacement
 from imse_study.registration.optimise import MODES, optimise
-from imse_study.losses.similarity import SimilarityLike
+from imse_study.registration.variants import Variant, check_optimise_options, resolve_variants
+from imse_study.study.diagnostic_figures import diagnostic_figure, dice_long
+from imse_study.study.readings import diagnostic_reading
 from imse_study.warp import warp
 
 __all__ = [
@@ -110,24 +115,6 @@ class DiagnosticPairs:
                                [self.items[i] for i in indices])
 
 
-def invert_displacement(displacement: torch.Tensor, iterations: int = 30) -> torch.Tensor:
-    """The displacement ``v`` with ``warp(warp(x, u), v) ~ x`` for ``u = displacement``.
-
-    ``warp(warp(x, u), v)[p] = x[p + v(p) + u(p + v(p))]``, so ``v(p) = -u(p + v(p))``: solved by
-    fixed-point iteration from ``v = -u`` (it converges for fields whose Jacobian stays well away
-    from folding, as the paper's random transforms do).
-    """
-    if not isinstance(displacement, torch.Tensor) or displacement.ndim not in (4, 5) \
-            or displacement.shape[1] != displacement.ndim - 2:
-        raise ValueError("displacement must be a tensor (B, ndim, *S) with ndim 2 or 3, got "
-                         f"{tuple(displacement.shape) if isinstance(displacement, torch.Tensor) else type(displacement).__name__}")
-    u = displacement.detach()
-    v = -u
-    for _ in range(int(iterations)):
-        v = -warp(u, v, mode="bilinear", padding_mode="border")
-    return v
-
-
 def make_diagnostic_pairs(
     moving_modality: str,
     target_modality: str,
@@ -170,77 +157,6 @@ def make_diagnostic_pairs(
     )
     truth = aligned.images[moving_modality][index]
     return DiagnosticPairs(pairs=pairs, truth=truth, fields=fields, inverse=invert_displacement(fields), items=items)
-
-
-# ----------------------------------------------------------------------------------------------
-# Variants: a similarity and the optimiser's options
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Variant:
-    """One registration set-up: a similarity (name or callable) and options for ``optimise``.
-
-    ``options`` override the diagnostic's defaults (``mode``, ``iterations``, ``grid_spacing``,
-    ``smooth_weight``, ``levels``, ...). A name is built for the pair's modalities; ``imse`` with
-    the shipped evaluator of one of them (:func:`.methods.default_evaluator`).
-    """
-
-    similarity: str | SimilarityLike
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def _build(name: str, pairs: TestPairs) -> SimilarityLike:
-    from imse_study.registration.methods import default_evaluator
-    from imse_study.losses.similarity import similarity
-
-    extra = {}
-    if name.strip().lower() == "imse":
-        extra["evaluator"] = default_evaluator(pairs.moving_modality, pairs.target_modality, pairs.moving.dim() - 2)
-    return similarity(name, moving_modality=pairs.moving_modality, target_modality=pairs.target_modality, **extra)
-
-
-def resolve_variants(variants: Any, pairs: TestPairs) -> dict[str, Variant]:
-    """``variants`` as a dict name -> :class:`Variant` with a built similarity.
-
-    Accepts a similarity name, a callable, a :class:`Variant`, or a mapping of names to any of
-    these (a list of names too).
-    """
-    if isinstance(variants, (str, Variant)) or callable(variants):
-        variants = {_label(variants): variants}
-    elif isinstance(variants, (list, tuple)):
-        variants = {_label(v): v for v in variants}
-    if not isinstance(variants, Mapping) or not variants:
-        raise ValueError("variants must be a similarity name, a callable, a Variant, or a non-empty mapping of "
-                         f"names to those; got {type(variants).__name__}")
-    out = {}
-    for name, v in variants.items():
-        if not isinstance(v, Variant):
-            v = Variant(v)
-        sim = v.similarity
-        if isinstance(sim, str):
-            sim = _build(sim, pairs)
-        elif not callable(sim):
-            raise ValueError(f"variant {name!r}: the similarity must be a name or a callable "
-                             f"(warped, target, mask) -> loss, not {type(sim).__name__}")
-        unknown = set(v.options) - _OPTIMISE_OPTIONS
-        if unknown:
-            raise ValueError(f"variant {name!r}: unknown optimise options {sorted(unknown)}; "
-                             f"accepted: {sorted(_OPTIMISE_OPTIONS)}")
-        out[str(name)] = Variant(sim, dict(v.options))
-    return out
-
-
-_OPTIMISE_OPTIONS = {"iterations", "lr", "smooth_weight", "mode", "levels", "affine", "mask", "affine_lr",
-                     "grid_spacing"}
-
-
-def _label(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, Variant):
-        return _label(v.similarity)
-    return getattr(v, "name", "") or type(v).__name__
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,9 +224,7 @@ def fooling_diagnostic(
                          f"true alignment, which a {type(dpairs).__name__} does not carry")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    unknown = set(optimise_options) - _OPTIMISE_OPTIONS
-    if unknown:
-        raise ValueError(f"unknown optimise options {sorted(unknown)}; accepted: {sorted(_OPTIMISE_OPTIONS)}")
+    check_optimise_options(optimise_options)
     pairs = dpairs.pairs
     resolved = resolve_variants(variants, pairs)
     from tqdm.auto import tqdm
@@ -418,102 +332,13 @@ def summarise_diagnostic(table: pd.DataFrame) -> pd.DataFrame:
     return t.groupby(["direction", "variant"], sort=False).agg(**columns).reset_index()
 
 
-def dice_long(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
-    """Long form for plots: one row per pair x variant x stage (initial, affine, deformable)."""
-    stages = [s for s in ("initial", "affine", "deformable", "truth") if f"{metric}_{s}" in table.columns]
-    long = table.melt(id_vars=["direction", "pair", "variant"], value_vars=[f"{metric}_{s}" for s in stages],
-                      var_name="stage", value_name=metric)
-    long["stage"] = long["stage"].str.removeprefix(f"{metric}_")
-    return long
-
-
-def diagnostic_reading(summary: pd.DataFrame, reference: str | None = None) -> str:
-    """A short Markdown reading of :func:`summarise_diagnostic`'s table, generated from its numbers."""
-    if summary.empty:
-        return "No pairs were registered."
-    lines = [("*Fooled* alone says little: noise and interpolation put every loss's minimum a little off the "
-              "truth, so look at how far below the truth the solution sits (the margin, as a fraction of the loss "
-              "drop from the initial misalignment to the truth: -1 means as far below the truth as the initial "
-              "pair was above it), at the end-point error against the true inverse field, and at Dice."), ""]
-    for direction, group in summary.groupby("direction", sort=False):
-        lines.append(f"**{direction}** ({int(group['pairs'].iloc[0])} pairs):")
-        for _, r in group.iterrows():
-            deform = r["dice_deformable"] - r["dice_affine"] if "dice_affine" in r and pd.notna(r["dice_affine"]) else np.nan
-            verdict = ("the deformable stage helped" if deform > 0.005 else
-                       "the deformable stage hurt" if deform < -0.005 else "the deformable stage changed little")
-            lines.append(
-                f"- `{r['variant']}`: fooled on {r['fooled']:.0%} of pairs (solution's loss below the truth's; "
-                f"median margin {r.get('margin', np.nan):+.2f} of the initial-to-truth loss drop); the truth scored "
-                f"worse than the initial misalignment on {r.get('truth_above_initial', np.nan):.0%}; "
-                f"end-point error {r.get('epe_affine', np.nan):.2f} px after the affine stage, "
-                f"{r.get('epe_deformable', np.nan):.2f} px after the deformable one, which moved away from the "
-                f"true field on {r.get('misled', np.nan):.0%} of pairs (*misled*); "
-                f"Dice {r.get('dice_affine', np.nan):.3f} after the affine stage, {r['dice_deformable']:.3f} after "
-                f"the deformable one ({verdict}, {deform:+.3f}); HD95 {r.get('hd95_deformable', np.nan):.2f} mm, "
-                f"grad {r.get('grad_deformable', np.nan):.3f}, {r['seconds']:.1f} s per pair.")
-        best = group.sort_values("dice_deformable", ascending=False).iloc[0]
-        lines.append(f"- Best Dice: `{best['variant']}` ({best['dice_deformable']:.3f}; the true inverse "
-                     f"field reaches {best.get('dice_truth', np.nan):.3f} through the same nearest-neighbour "
-                     "resampling).")
-        if reference is not None and reference in set(group["variant"]):
-            ref = group[group["variant"] == reference].iloc[0]
-            better = group[(group["fooled"] < ref["fooled"]) & (group["dice_deformable"] > ref["dice_deformable"])]
-            if len(better):
-                lines.append(f"- Fooled less often and more accurate than `{reference}`: "
-                             + ", ".join(f"`{v}`" for v in better["variant"]) + ".")
-            else:
-                lines.append(f"- No variant was both fooled less often and more accurate than `{reference}`.")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def diagnostic_figure(table: pd.DataFrame, which: str = "loss"):
-    """A seaborn figure: ``"loss"``, the loss at the solution vs at the truth (one panel per variant;
-    below the diagonal "solution = truth" a pair is fooled), or ``"dice"``, Dice per stage and variant."""
-    import seaborn as sns
-
-    if which not in ("loss", "dice"):
-        raise ValueError(f"which must be 'loss' or 'dice', got {which!r}")
-    if which == "dice":
-        return _dice_figure(table)
-    grid = sns.relplot(data=table, x="loss_truth", y="loss_solution", hue="direction", col="variant", col_wrap=4,
-                       height=2.6, facet_kws={"sharex": False, "sharey": False})
-    for ax in grid.axes.flat:
-        lo = min(ax.get_xlim()[0], ax.get_ylim()[0])
-        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
-        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
-    grid.figure.suptitle("loss at the solution vs at the true alignment (below the diagonal: fooled)", y=1.02)
-    return grid.figure
-
-
-def _dice_figure(table: pd.DataFrame):
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    long = dice_long(table)
-    long = long[long["stage"].isin(["affine", "deformable"])]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * table["variant"].nunique() + 2), 3.2))
-    sns.barplot(data=long, x="variant", y="dice", hue="stage", ax=ax, errorbar="sd")
-    truth = table["dice_truth"].mean()
-    ax.axhline(truth, color="grey", ls="--", lw=1, label="true inverse field")
-    ax.set_ylim(0, 1)
-    ax.tick_params(axis="x", rotation=30)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Dice after the affine stage and after affine + deformable")
-    fig.tight_layout()
-    return fig
-
-
 # ----------------------------------------------------------------------------------------------
 # Command line: python -m imse_study.study.diagnostic --direction t1-t2 --pairs 8 --out t.csv
 # ----------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    """Run the diagnostic for one direction and the variants of :func:`.robust.hardening_variants`."""
+def _parser():
     import argparse
-
-    from imse_study.losses.robust import hardening_variants
 
     parser = argparse.ArgumentParser(prog="python -m imse_study.study.diagnostic",
                                      description="Fooling diagnostic of classic registration on test pairs")
@@ -529,10 +354,35 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default=None, help="torch device for the optimisation, e.g. cuda (default: cpu)")
     parser.add_argument("--shard", default="0/1", help="k/n: run pairs k, k+n, k+2n, ... (parallel processes)")
-    parser.add_argument("--out", default=None, help="CSV of every pair x variant (rewritten after every pair)")
+    parser.add_argument("--out", default=None, help="CSV of every pair x variant (rewritten atomically after every "
+                                                    "pair); an existing file is kept unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    return parser
+
+
+def _split(parser, text: str, separator: str, what: str) -> tuple[str, str]:
+    """``"a<sep>b"`` as ``(a, b)``, or a one-line usage error naming ``what``."""
+    parts = text.split(separator)
+    if len(parts) != 2 or not all(parts):
+        parser.error(f"{what}, not {text!r}")
+    return parts[0], parts[1]
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the diagnostic for one direction and the variants of :func:`.robust.hardening_variants`."""
+    from imse_study.losses.robust import hardening_variants
+
+    parser = _parser()
     args = parser.parse_args(argv)
+    moving, target = _split(parser, args.direction.replace("->", "-"), "-",
+                            "--direction must be moving-target, e.g. t1-t2")
+    k, n = _split(parser, args.shard, "/", "--shard must be k/n with 0 <= k < n, e.g. 0/2")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        parser.error(f"--shard must be k/n with 0 <= k < n, e.g. 0/2, not {args.shard!r}")
+    k, n = int(k), int(n)
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        parser.error(f"{args.out} exists: pass --overwrite to replace it, or another --out")
     torch.set_num_threads(args.threads)
-    moving, target = args.direction.replace("->", "-").split("-")
     if args.evaluator is None and any("imse" in v for v in args.variants):
         from imse_study.evaluator.pretrained import refuse_shipped
 
@@ -540,26 +390,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                             f"--dataset {args.dataset} --root DIR --modality {moving}`")
     dpairs = make_diagnostic_pairs(moving, target, n_pairs=args.pairs, profile=args.profile, dataset=args.dataset,
                                    root=args.root)
+    if k >= len(dpairs):
+        parser.error(f"--shard {args.shard} selects no pair: there are {len(dpairs)} pairs")
     variants = hardening_variants(moving, target, evaluator=args.evaluator, names=args.variants,
                                   finetuned=args.finetuned)
-    k, n = (int(v) for v in args.shard.split("/"))
     tables = []
     for i in range(k, len(dpairs), n):
         tables.append(fooling_diagnostic(dpairs.subset([i]), variants, iterations=args.iterations, progress=True,
                                          device=args.device))
         table = pd.concat(tables, ignore_index=True)
         if args.out:  # atomically: readers may look at it while the run goes on
-            import os
-
-            table.to_csv(f"{args.out}.tmp", index=False)
-            os.replace(f"{args.out}.tmp", args.out)
+            atomic_write(args.out, lambda tmp, table=table: table.to_csv(tmp, index=False))
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(summarise_diagnostic(table).round(3).to_string())
     return table
 
 
 if __name__ == "__main__":
-    # run the imported module's main, so that Variant is one class (not __main__.Variant)
-    from imse_study.study import diagnostic as _module  # noqa: PLW0406 (see the comment above)
-
-    _module.main()
+    main()

@@ -10,6 +10,10 @@ writing its tidy results beside itself (same stem, ``.csv``), and records the ru
 pages the book shows, rewrites the claims page from their CSVs, then runs
 ``jupyter-book build book/``; nothing else writes into ``book/``.
 
+The notebooks and the book are the checkout's: the one the working folder is in (or below), or
+``--repo``; the notebooks it runs find it through ``$IMSE_STUDY_CHECKOUT``
+(:mod:`imse_study.checkout`), whatever their working folder.
+
 ``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book, ``--jobs 2``
 runs two notebooks at a time (one torch thread each on a 2-core machine). A notebook that
 fails stops the run with the path of the partly executed notebook, which shows the failing cell.
@@ -31,13 +35,11 @@ from pathlib import Path
 
 import yaml
 
+from imse_study.checkout import ENV_CHECKOUT, find_checkout, is_checkout
 from imse_study.config import PROFILE_NAMES
 from imse_study.data.datasets import is_phantom
+from imse_study.modalities import CTMR, PAIRS, pair_title
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO / "notebooks"
-BOOK = REPO / "book"
-EXPERIMENTS = BOOK / "experiments"
 RUN_LOG = "run_log.json"
 RUN_LOG_MD = "run_log.md"
 MAX_INVOCATIONS = 10  # the run log keeps the last invocations (wall time of whole runs)
@@ -89,40 +91,24 @@ def results_file(given: str | os.PathLike | None, stem: str, modality: str | Non
 
 EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("00_data"),
-    Experiment("01_evaluator", modalities=("t1t2", "ctmr")),
+    Experiment("01_evaluator", modalities=tuple(PAIRS)),
     # 3D: the networks trained on a GPU (no 3D translators are shipped, so no CycleGAN/RegGAN rows)
-    Experiment("02_register", modalities=("t1t2", "ctmr"), dims=(2, 3),
+    Experiment("02_register", modalities=tuple(PAIRS), dims=(2, 3),
                extra_by_dim={3: {"methods": ["ncc", "mi", "mind", "imse_bc", "imse_sr"]}}),
-    Experiment("03_traditional", modalities=("t1t2", "ctmr")),
-    Experiment("04_translation", modalities=("t1t2", "ctmr")),
-    Experiment("05_spatial_error", modalities=("t1t2", "ctmr")),
+    Experiment("03_traditional", modalities=tuple(PAIRS)),
+    Experiment("04_translation", modalities=tuple(PAIRS)),
+    Experiment("05_spatial_error", modalities=tuple(PAIRS)),
     # Table 3 is trained for CT-MR only in the quick profile (the paper's mr_to_ct row)
-    Experiment("06_shuffle_remap_ablation", modalities=("ctmr",)),
+    Experiment("06_shuffle_remap_ablation", modalities=(CTMR,)),
     # the full diagnostic (every variant) is `python -m imse_study.study.diagnostic`; the
     # book's page runs the four main variants on 8 pairs (about 4 minutes per page on one core)
-    Experiment("07_robustness", modalities=("t1t2", "ctmr"),
+    Experiment("07_robustness", modalities=tuple(PAIRS),
                extra={"n_pairs": 8, "variants": ["imse", "mi", "mind", "imse_robust"]}),
 )
 
-# Modality pairs: the evaluator's modality (the paper trains on T1 for T1-T2 and on CT for CT-MR),
-# the other modality, the sources that the translation check uses and the paper's Table 5 row.
-MODALITY_PAIRS = {
-    "t1t2": {"evaluator": "t1", "other": "t2", "translation_sources": ("t2",), "paper_table5": "t2_to_t1"},
-    "ctmr": {"evaluator": "ct", "other": "t1", "translation_sources": ("t1", "t2"), "paper_table5": "mr_to_ct"},
-}
-
-
-def evaluator_pair(modality: str) -> dict:
-    """What a notebook's ``modality`` parameter (``t1t2`` or ``ctmr``) means for the evaluator."""
-    try:
-        return dict(MODALITY_PAIRS[modality])
-    except KeyError:
-        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(MODALITY_PAIRS)}") from None
-
-
 def paper_tables(path: str | Path | None = None) -> dict:
-    """The paper's numbers (``book/paper_tables.yaml``, a copy of the transcription with attribution)."""
-    path = Path(path) if path else BOOK / "paper_tables.yaml"
+    """The paper's numbers (the checkout's ``book/paper_tables.yaml``, a copy of the transcription with attribution)."""
+    path = Path(path) if path else find_checkout() / "book" / "paper_tables.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the paper's tables live in the repository's book/ folder")
     return yaml.safe_load(path.read_text())
@@ -186,15 +172,12 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": threads, "gpu": gpu, "versions": versions}
 
 
-PAIR_TITLES = {"t1t2": "T1-T2", "ctmr": "CT-MR"}
-
-
 def retitle(path: Path, params: dict) -> None:
     """Add the parameter set to the executed notebook's title (its first ``# `` heading), so that the
     book's pages of one notebook run with different parameters have different titles."""
     import nbformat
 
-    parts = [PAIR_TITLES.get(params["modality"], params["modality"])] if "modality" in params else []
+    parts = [pair_title(params["modality"])] if "modality" in params else []
     if "dim" in params:
         parts.append(f"{params['dim']}D")
     if not parts:
@@ -211,16 +194,20 @@ def retitle(path: Path, params: dict) -> None:
 
 
 def execute(stem: str, name: str, params: dict, out_dir: Path, profile: str, seed: int,
-            notebooks: Path = NOTEBOOKS, extra: dict | None = None) -> dict:
-    """Run one notebook through papermill into ``out_dir/name.ipynb``; returns its run record."""
+            notebooks: Path | None = None, extra: dict | None = None) -> dict:
+    """Run one notebook of ``notebooks`` (default: the checkout's) through papermill into
+    ``out_dir/name.ipynb``; returns its run record."""
     import papermill as pm
 
+    notebooks = notebooks or find_checkout() / "notebooks"
     source = notebooks / f"{stem}.ipynb"
     if not source.exists():
         raise FileNotFoundError(f"notebook {source} not found")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.ipynb"
     parameters = {**params, "profile": profile, "seed": seed, "results_csv": f"{name}.csv", **(extra or {})}
+    if is_checkout(notebooks.parent):  # the kernel runs in out_dir: this is how its notebook finds the checkout
+        os.environ[ENV_CHECKOUT] = str(notebooks.parent.resolve())
     start = time.perf_counter()
     from imse_study.study.kernel_start import SerialStartKernelManager
 
@@ -279,7 +266,7 @@ def run_log_markdown(log: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_book(book: Path = BOOK) -> None:
+def build_book(book: Path) -> None:
     """``jupyter-book build book/`` (notebooks are not re-executed: ``execute_notebooks: off``)."""
     exe = shutil.which("jupyter-book")
     if exe is None:
@@ -304,20 +291,22 @@ def previous_seconds(out_dir: Path) -> dict[str, float]:
 
 
 def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, seed: int, extra: dict,
-             jobs: int, tqdm) -> tuple[list[dict], tuple[tuple[str, str], BaseException] | None]:
+             jobs: int, tqdm, notebooks: Path | None = None) -> tuple[list[dict], tuple[tuple[str, str], BaseException] | None]:
     """Execute ``plan`` ((stem, name, params) triples), ``jobs`` notebooks at a time.
 
     With several jobs the notebooks are independent kernels in separate processes; the longest
     (by the previous run log) start first so that the last one to finish is a short one. Stops
     submitting at the first failure and returns the records so far with that failure.
+    ``notebooks``: the folder of notebooks (default: the checkout's).
     """
+    notebooks = notebooks or find_checkout() / "notebooks"
     records: list[dict] = []
     bar = tqdm(total=len(plan), desc=f"notebooks ({profile})", unit="nb")
     if jobs == 1:
         for stem, name, params in plan:
             bar.set_postfix_str(name)
             try:
-                records.append(execute(stem, name, params, out_dir, profile, seed, extra=extra))
+                records.append(execute(stem, name, params, out_dir, profile, seed, notebooks, extra))
             except Exception as exc:  # papermill's error names the cell
                 bar.close()
                 return records, ((stem, name), exc)
@@ -337,7 +326,7 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
         while queue or running:
             while queue and len(running) < jobs:  # a failure empties the queue
                 stem, name, params = queue.pop(0)
-                running[pool.submit(execute, stem, name, params, out_dir, profile, seed, NOTEBOOKS, extra)] = (stem, name)
+                running[pool.submit(execute, stem, name, params, out_dir, profile, seed, notebooks, extra)] = (stem, name)
             bar.set_postfix_str(", ".join(name for _, name in running.values()))
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -358,6 +347,8 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imse_study.study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    parser.add_argument("--repo", type=Path, help="the checkout whose notebooks and book to run (default: the one "
+                                                   "the working folder is in)")
     parser.add_argument("--only", default="", help=f"comma-separated notebooks ({', '.join(experiment_names())}) "
                                                    "or single pages (e.g. 02_register_ctmr_3d)")
     parser.add_argument("--seed", type=int, default=0)
@@ -382,10 +373,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    try:
+        repo = find_checkout(args.repo)
+    except FileNotFoundError as err:
+        parser.error(str(err))
     extra = {k: yaml.safe_load(v) for k, v in args.parameter}
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
-    args.out = output_folder(parser, args)
+    args.out = output_folder(parser, args, repo / "book")
     runs = plan(args.only)
     if not is_phantom(args.dataset):
         extra = {"dataset": args.dataset, "data_root": args.root, "train": True, **extra}
@@ -393,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             parser.error("nothing to run: 00_data shows the phantom only")
     start = time.perf_counter()
-    records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm)
+    records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm, repo / "notebooks")
     if failure is not None:
         write_run_log(args.out, records, args.profile, time.perf_counter() - start)
         (stem, name), exc = failure
@@ -412,13 +407,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"claims page rewritten from the CSVs: {write_claims(args.out)}")
     if not args.no_build:
-        build_book(BOOK)
+        build_book(repo / "book")
     return 0
 
 
-def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
-    """Where a run writes: ``--out``, else ``runs/study-<profile>``; ``book/experiments`` (the pages
-    the book shows) only with ``--publish``, which takes the published profile and the phantom only."""
+def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, book: Path) -> Path:
+    """Where a run writes: ``--out``, else ``runs/study-<profile>``; ``book/experiments`` of the
+    checkout's ``book`` (the pages the book shows) only with ``--publish``, which takes the
+    published profile and the phantom only."""
     if args.publish:
         if args.out is not None:
             parser.error("--publish writes into book/experiments: leave out --out")
@@ -428,9 +424,9 @@ def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if not is_phantom(args.dataset):
             parser.error(f"--publish: the book shows the phantom study; run --dataset {args.dataset} with --out, a "
                          "folder of your own")
-        return EXPERIMENTS
+        return book / "experiments"
     out = args.out if args.out is not None else Path("runs") / f"study-{args.profile}"
-    if out.resolve().is_relative_to(BOOK.resolve()):
+    if out.resolve().is_relative_to(book.resolve()):
         parser.error(f"--out {out}: book/ holds the committed pages; choose a folder outside it, or rewrite the "
                      f"book's pages with --profile {PUBLISHED_PROFILE} --publish")
     return out

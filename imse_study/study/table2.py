@@ -23,13 +23,12 @@ the test pairs of both directions of a modality pair and returns the tidy table 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from imse_study.registration.evaluate import (
     data_flags,
@@ -39,46 +38,25 @@ from imse_study.registration.evaluate import (
     network_registrar,
     work_folder,
 )
+from imse_study.modalities import PAIRS, evaluator_modality_of, pair, paper_row
+from imse_study.study.models import PageModel, obtain, trains_here
 
 NETWORK_METHODS = ("ncc", "mi", "mind", "cyclegan", "reggan", "imse_bc", "imse_sr")
 TRANSLATOR_METHODS = ("cyclegan", "reggan")
-# modality pair -> (moving, target) of the first direction; mr = the phantom's T1 for CT-MR
-PAIR_DIRECTIONS = {"t1t2": ("t1", "t2"), "ctmr": ("ct", "t1")}
-# our direction -> the paper's Table 2 row
-PAPER_ROWS = {"t1->t2": "t1_to_t2", "t2->t1": "t2_to_t1", "ct->t1": "ct_to_mr", "t1->ct": "mr_to_ct"}
+# our direction -> the paper's Table 2 row (the CT-MR pair's MR is the phantom's T1)
+PAPER_ROWS = {direction_name(a, b): paper_row(a, b) for p in PAIRS.values() for a, b in p.directions}
 
 
-@dataclass
-class MethodNetwork:
-    """One method's network for one direction (``model`` None when it is not available)."""
-
-    method: str
-    moving: str
-    target: str
-    model: torch.nn.Module | None
-    source: str  # where it came from (shipped file, trained here, or why it is missing)
-    command: str  # the command that trains it
-
-
-def directions(modality: str) -> list[tuple[str, str]]:
-    """Both directions (moving, target) of a modality pair ``t1t2`` or ``ctmr``."""
-    try:
-        moving, target = PAIR_DIRECTIONS[modality]
-    except KeyError:
-        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(PAIR_DIRECTIONS)}") from None
-    return [(moving, target), (target, moving)]
-
-
-def evaluator_modality(moving: str, target: str) -> str:
-    """The modality the pair's evaluator is trained on: CT for CT-MR, T1 for T1-T2 (as the paper)."""
-    return "ct" if "ct" in (moving, target) else "t1"
+def directions(pair_name: str) -> list[tuple[str, str]]:
+    """Both directions (moving, target) of a study pair (:data:`imse_study.modalities.PAIRS`)."""
+    return list(pair(pair_name).directions)
 
 
 def evaluator_name(method: str, moving: str, target: str, dim: int = 2) -> str:
     """Shipped evaluator for ``imse_sr`` (``phantom-<m>-<dim>d``) or ``imse_bc`` (``...-bc``)."""
     if method not in ("imse_sr", "imse_bc"):
         raise ValueError(f"{method!r} uses no evaluator")
-    return f"phantom-{evaluator_modality(moving, target)}-{dim}d" + ("-bc" if method == "imse_bc" else "")
+    return f"phantom-{evaluator_modality_of(moving, target)}-{dim}d" + ("-bc" if method == "imse_bc" else "")
 
 
 def similarity_of(method: str) -> str:
@@ -105,7 +83,7 @@ def train_command(method: str, moving: str, target: str, dim: int, profile: str,
     evaluator = evaluator_name(method, moving, target, dim) if method.startswith("imse") else None
     if evaluator and data:  # the shipped evaluators know the phantom only
         noise = "bezier" if method == "imse_bc" else "shuffle_remap"
-        first = (f"imse-study train-evaluator --modality {evaluator_modality(moving, target)} --dim {dim} "
+        first = (f"imse-study train-evaluator --modality {evaluator_modality_of(moving, target)} --dim {dim} "
                  f"--profile {profile} --noise {noise}{data} --out runs/evaluator-{method} && ")
         evaluator = f"runs/evaluator-{method}/evaluator.pt"
     extra = f" --evaluator {evaluator}" if evaluator else ""
@@ -120,7 +98,7 @@ def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str
     out = work / f"evaluator-{evaluator_name(method, moving, target, dim)}"
     if not (out / "evaluator.pt").exists():
         noise = "bezier" if method == "imse_bc" else "shuffle_remap"
-        train_evaluator(out, evaluator_modality(moving, target), dim, profile, noise=noise, seed=seed,
+        train_evaluator(out, evaluator_modality_of(moving, target), dim, profile, noise=noise, seed=seed,
                         progress=progress, dataset=dataset, root=root)
     return str(out / "evaluator.pt")
 
@@ -141,8 +119,8 @@ def obtain_network(
     method: str, moving: str, target: str, dim: int = 2, profile: str = "quick", train: bool = False,
     work_dir: str | Path | None = None, seed: int = 0, progress: bool = False, dataset: str = "phantom",
     root: str | None = None,
-) -> MethodNetwork:
-    """The registration network of ``method`` for ``moving -> target``.
+) -> PageModel:
+    """The registration network of ``method`` for ``moving -> target`` (``model`` None when missing).
 
     Shipped networks (quick profile) are used unless ``train`` is set or the profile is ``smoke``.
     Otherwise the network is trained in ``work_dir`` (a temporary folder by default) together with
@@ -153,38 +131,33 @@ def obtain_network(
     The shipped networks know the phantom only: on a manifest ``dataset`` (data folder ``root``)
     they are refused with an error unless ``train`` is set (or the profile is ``smoke``).
     """
-    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.registration.learned import load_network, train_registration
     from imse_study.study.zoo import network_path
 
-    similarity_name = similarity_of(method)
     command = train_command(method, moving, target, dim, profile, dataset, root)
-    if not train and profile != "smoke":  # shipped or nothing: training here must be asked for
-        refuse_shipped(dataset, "registration networks")
-        path = network_path(method, moving, target, dim, profile)
-        if path is None:
-            return MethodNetwork(method, moving, target, None, "not shipped for this profile", command)
-        model, meta = load_network(path)
-        return MethodNetwork(method, moving, target, model, f"shipped `{path.name}` ({meta.steps} steps)", command)
-    work = work_folder(work_dir, "imse-table2-", dataset)
+    work = work_folder(work_dir, "imse-table2-", dataset) if trains_here(profile, train) else Path(".")
     bidirectional = method not in TRANSLATOR_METHODS
-    for a, b in ((moving, target), (target, moving)) if bidirectional else ((moving, target),):
-        done = work / f"vm-{a}-{b}-{method}" / "network.pt"
-        if done.exists():
-            model, meta = load_network(done)
-            return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
-    options: dict[str, Any] = {}
-    if method.startswith("imse"):
-        options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, progress, dataset, root)
-    if method in TRANSLATOR_METHODS:
-        options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, progress, dataset,
-                                                root)
-    out = work / f"vm-{moving}-{target}-{method}"
-    result = train_registration(out, similarity_name, moving, target, dim=dim, profile=profile,
-                                similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress,
-                                dataset=dataset, root=root)
-    model, meta = load_network(result.checkpoint)
-    return MethodNetwork(method, moving, target, model, f"trained here ({meta.steps} steps, {profile})", command)
+    done = [work / f"vm-{a}-{b}-{method}" / "network.pt"
+            for a, b in ([(moving, target), (target, moving)] if bidirectional else [(moving, target)])]
+
+    def fit() -> None:
+        options: dict[str, Any] = {}
+        if method.startswith("imse"):
+            options["evaluator"] = _evaluator_for(method, moving, target, dim, profile, work, seed, progress, dataset,
+                                                  root)
+        if method in TRANSLATOR_METHODS:
+            options["translator"] = _translator_for(method, moving, target, dim, profile, work, seed, progress,
+                                                    dataset, root)
+        train_registration(done[0].parent, similarity_of(method), moving, target, dim=dim, profile=profile,
+                           similarity_options=options, bidirectional=bidirectional, seed=seed, progress=progress,
+                           dataset=dataset, root=root)
+
+    found = obtain(train=train, profile=profile, dataset=dataset, kinds="registration networks", command=command,
+                   shipped=lambda: network_path(method, moving, target, dim, profile), trained=done, fit=fit,
+                   load=load_network, missing="not shipped for this profile")
+    if found.model is not None and not trains_here(profile, train):
+        found = replace(found, source=f"{found.source} ({found.steps} steps)")
+    return found
 
 
 def registration_table(

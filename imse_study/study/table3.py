@@ -18,19 +18,22 @@ import pandas as pd
 
 from imse_study.data.datasets import is_phantom
 from imse_study.registration.evaluate import data_flags, evaluate, make_test_pairs, network_registrar, work_folder
+from imse_study.modalities import pair
 from imse_study.registration.methods import classic_registrar
+from imse_study.study.models import evaluator_command, obtain, obtain_evaluator, trains_here
 
 N_RANGES = {"N_2": (2, 2), "N_2_10": (2, 10), "N_2_30": (2, 30), "N_2_50": (2, 50)}
-# modality pair -> (evaluator modality, the Table 3 direction (moving, target), the paper's row)
-TABLE3_ROWS = {"t1t2": ("t1", ("t2", "t1"), "t2_to_t1"), "ctmr": ("ct", ("t1", "ct"), "mr_to_ct")}
+# A pair's Table 3 row: its evaluator's modality, the direction other -> evaluator and the paper's
+# row of it (:class:`imse_study.modalities.Pair`). ``modality_pair`` names the pair everywhere
+# here (a notebook's ``modality`` parameter), ``evaluator_modality`` the evaluator's modality.
 
 
-def ablation_name(modality: str, dim: int, n_range: tuple[int, int]) -> str:
+def ablation_name(evaluator_modality: str, dim: int, n_range: tuple[int, int]) -> str:
     """The shipped evaluator of one ablation setting, e.g. ``phantom-ct-2d-n2-30``."""
-    return f"phantom-{modality}-{dim}d-n{n_range[0]}-{n_range[1]}"
+    return f"phantom-{evaluator_modality}-{dim}d-n{n_range[0]}-{n_range[1]}"
 
 
-def ablation_evaluators(modality: str, dim: int = 2, profile: str = "quick", train: bool = False,
+def ablation_evaluators(modality_pair: str, dim: int = 2, profile: str = "quick", train: bool = False,
                         work_dir: str | Path | None = None, seed: int = 0, dataset: str = "phantom",
                         root: str | None = None) -> pd.DataFrame:
     """One evaluator per N range: shipped (quick) or trained here on ``dataset`` (smoke, or ``train=True``).
@@ -38,36 +41,23 @@ def ablation_evaluators(modality: str, dim: int = 2, profile: str = "quick", tra
     Columns: ``setting, n_min, n_max, evaluator`` (a shipped name or a checkpoint path; None when
     missing), ``source`` and ``train_command``. A manifest set refuses the shipped (phantom) ones.
     """
-    from imse_study.evaluator.pretrained import available_pretrained, refuse_shipped
-    from imse_study.evaluator.train import train_evaluator
-
-    if modality not in TABLE3_ROWS:
-        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(TABLE3_ROWS)}")
-    evaluator_modality = TABLE3_ROWS[modality][0]
-    work = work_folder(work_dir, "imse-table3-", dataset)
+    evaluator_modality = pair(modality_pair).evaluator
+    work = work_folder(work_dir, "imse-table3-", dataset) if trains_here(profile, train) else None
     rows = []
     for setting, n_range in N_RANGES.items():
         name = ablation_name(evaluator_modality, dim, n_range)
-        command = (f"imse-study train-evaluator --modality {evaluator_modality} --dim {dim} --profile {profile} "
-                   f"--epochs 3 --n-range {n_range[0]} {n_range[1]}{data_flags(dataset, root)} --out runs/{name}")
-        if not train and profile != "smoke":
-            refuse_shipped(dataset)
-            found = name in available_pretrained()
-            rows.append({"setting": setting, "n_min": n_range[0], "n_max": n_range[1],
-                         "evaluator": name if found else None,
-                         "source": f"shipped `{name}`" if found else "not shipped", "train_command": command})
-            continue
-        out = work / name
-        if not (out / "evaluator.pt").exists():
-            train_evaluator(out, evaluator_modality, dim, profile, n_range=n_range, seed=seed, progress=False,
-                            dataset=dataset, root=root)
+        command = evaluator_command(evaluator_modality, dim, profile, f"runs/{name}",
+                                    f" --epochs 3 --n-range {n_range[0]} {n_range[1]}{data_flags(dataset, root)}")
+        found = obtain_evaluator(evaluator_modality, dim, profile, train, seed, dataset, root,
+                                 out=work / name if work else None, name=name, load=False, command=command, what="",
+                                 n_range=n_range)
         rows.append({"setting": setting, "n_min": n_range[0], "n_max": n_range[1],
-                     "evaluator": str(out / "evaluator.pt"), "source": f"trained here ({profile})",
+                     "evaluator": None if found.path is None else str(found.path), "source": found.source,
                      "train_command": command})
     return pd.DataFrame(rows)
 
 
-def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
+def ablation_table(modality_pair: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
                    n_pairs: int | None = 8, mode: str = "multires", iterations: int = 200, dataset: str = "phantom",
                    root: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-pair registration results, ranking AUC) for every available ablation evaluator, on the
@@ -75,7 +65,8 @@ def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profil
     from imse_study.evaluator.pretrained import load_any
     from imse_study.evaluator.quality import ranking_report
 
-    evaluator_modality, (moving, target), _ = TABLE3_ROWS[modality]
+    study_pair = pair(modality_pair)
+    evaluator_modality, (moving, target) = study_pair.evaluator, study_pair.towards_evaluator
     pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
     others = None if is_phantom(dataset) else [m for m in (moving, target) if m != evaluator_modality]
     registrars, rankings = {}, []
@@ -88,7 +79,7 @@ def ablation_table(modality: str, evaluators: pd.DataFrame, dim: int = 2, profil
         rankings.append(ranking_report(model, evaluator_modality, dim, profile, others=others, dataset=dataset,
                                        root=root).assign(setting=row.setting))
     table = evaluate(registrars, pairs, include_initial=True, progress=False)
-    table.insert(0, "modality_pair", modality)
+    table.insert(0, "modality_pair", modality_pair)
     ranking = pd.concat(rankings, ignore_index=True) if rankings else pd.DataFrame(
         columns=["reference", "other", "pairs", "auc", "setting"])
     return table, ranking
@@ -102,7 +93,7 @@ def network_method(n_range: tuple[int, int]) -> str:
 NETWORK_EPOCHS = 4  # the shipped ablation networks: 400 steps each (quick), the same for every N
 
 
-def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
+def ablation_networks(modality_pair: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
                       train: bool = False, work_dir: str | Path | None = None, seed: int = 0, dataset: str = "phantom",
                       root: str | None = None) -> pd.DataFrame:
     """One VoxelMorph (Eq. 6-7, IMSE loss) per ablation evaluator, for the Table 3 direction.
@@ -111,61 +102,58 @@ def ablation_networks(modality: str, evaluators: pd.DataFrame, dim: int = 2, pro
     here on ``dataset`` with the evaluators of ``evaluators``. Columns: ``setting, network`` (a
     checkpoint path or None), ``source``, ``train_command``. A manifest set refuses the shipped ones.
     """
-    from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.registration.learned import train_registration
     from imse_study.study.zoo import network_path
 
-    _, (moving, target), _ = TABLE3_ROWS[modality]
+    found_pair = pair(modality_pair)
+    moving, target = found_pair.towards_evaluator
     work = work_folder(work_dir, "imse-table3-", dataset)
     rows = []
     for row in evaluators.itertuples():
         method = network_method((row.n_min, row.n_max))
-        evaluator = ablation_name(TABLE3_ROWS[modality][0], dim, (row.n_min, row.n_max))
+        evaluator = ablation_name(found_pair.evaluator, dim, (row.n_min, row.n_max))
         if not is_phantom(dataset):  # the shipped ablation evaluators know the phantom only
             evaluator = f"runs/{evaluator}/evaluator.pt"
         command = (f"imse-study train-registration --similarity imse --moving {moving} --target {target} --dim {dim} "
                    f"--profile {profile}{data_flags(dataset, root)} --evaluator {evaluator} "
                    f"--epochs {NETWORK_EPOCHS} --out runs/vm-{moving}-{target}-{method}")
         entry = {"setting": row.setting, "network": None, "source": "not shipped", "train_command": command}
-        if not train and profile != "smoke":
-            refuse_shipped(dataset, "registration networks")
-            path = network_path(method, moving, target, dim, profile)
-            if path is not None:
-                entry.update(network=str(path), source=f"shipped `{path.name}`")
-        elif row.evaluator is not None:
-            out = work / f"vm-{moving}-{target}-{method}"
-            if not (out / "network.pt").exists():
-                train_registration(out, "imse", moving, target, dim=dim, profile=profile,
-                                   similarity_options={"evaluator": row.evaluator}, seed=seed,
-                                   epochs=None if profile == "smoke" else NETWORK_EPOCHS, progress=False,
-                                   dataset=dataset, root=root)
-            entry.update(network=str(out / "network.pt"), source=f"trained here ({profile})")
+        out = work / f"vm-{moving}-{target}-{method}"
+        if not trains_here(profile, train) or row.evaluator is not None:  # trained here: with its evaluator only
+            found = obtain(
+                train=train, profile=profile, dataset=dataset, kinds="registration networks", command=command,
+                shipped=lambda m=method: network_path(m, moving, target, dim, profile), trained=out / "network.pt",
+                fit=lambda o=out, e=row.evaluator: train_registration(
+                    o, "imse", moving, target, dim=dim, profile=profile, similarity_options={"evaluator": e},
+                    seed=seed, epochs=None if profile == "smoke" else NETWORK_EPOCHS, progress=False,
+                    dataset=dataset, root=root))
+            entry.update(network=None if found.path is None else str(found.path), source=found.source)
         rows.append(entry)
     return pd.DataFrame(rows)
 
 
-def ablation_network_table(modality: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
+def ablation_network_table(modality_pair: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
                            n_pairs: int | None = None, dataset: str = "phantom", root: str | None = None) -> pd.DataFrame:
     """Per-pair results of every available ablation network on the Table 3 direction's test pairs of ``dataset``."""
     from imse_study.registration.learned import load_network
 
-    _, (moving, target), _ = TABLE3_ROWS[modality]
+    moving, target = pair(modality_pair).towards_evaluator
     pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
     registrars = {row.setting: network_registrar(load_network(row.network)[0])
                   for row in networks.itertuples() if row.network is not None}
     table = evaluate(registrars, pairs, include_initial=True, progress=False)
-    table.insert(0, "modality_pair", modality)
+    table.insert(0, "modality_pair", modality_pair)
     return table
 
 
-def table3_comparison(table: pd.DataFrame, ranking: pd.DataFrame, paper: dict, modality: str,
+def table3_comparison(table: pd.DataFrame, ranking: pd.DataFrame, paper: dict, modality_pair: str,
                       network_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ours (means over pairs; ranking AUC) beside the paper's Table 3 row, one line per N setting.
 
     ``network_table`` (from :func:`ablation_network_table`) adds the VoxelMorph columns, the paper's
     own protocol; ``table`` (from :func:`ablation_table`) gives the classic-optimisation columns.
     """
-    paper_row = paper.get("table3_shuffle_remap_N", {}).get(TABLE3_ROWS[modality][2], {})
+    paper_row = paper.get("table3_shuffle_remap_N", {}).get(pair(modality_pair).paper_table5, {})
     sources = {"VM": network_table, "classic": table}
     means = {k: t.groupby("method")[["dice", "hd95", "grad"]].mean() for k, t in sources.items()
              if t is not None and len(t)}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from imse_study.modalities import pair
+from imse_study.study.models import evaluator_command, obtain_evaluator, trains_here
 from imse_study.study.table2 import paper_comparison
 from imse_study.registration.evaluate import (
     Registrar,
@@ -25,8 +27,6 @@ from imse_study.registration.evaluate import (
 )
 from imse_study.registration.methods import classic_registrar, external_registrar
 
-# modality pair -> the multi-modal and single-modal (moving, target) rows of Table 4
-TABLE4_DIRECTIONS = {"t1t2": (("t2", "t1"), ("t1", "t1")), "ctmr": (("t1", "ct"), ("ct", "ct"))}
 MULTI_MODAL_METHODS = ("ncc", "mi", "mind", "imse", "imse_robust")
 OURS_ONLY = ("imse_robust",)  # our addition (issue 8): multires mode only, the paper has no such row
 SINGLE_MODAL_METHODS = ("mae", "imse")
@@ -34,7 +34,13 @@ MODES = ("paper", "multires")
 TOOLS = ("ants", "elastix")
 
 
-def table4_evaluator(modality: str, dim: int, profile: str, work_dir: str | Path | None = None,
+def table4_directions(modality_pair: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The multi-modal (other -> evaluator) and single-modal (evaluator -> evaluator) (moving, target) rows."""
+    found = pair(modality_pair)
+    return found.towards_evaluator, found.single_modal
+
+
+def table4_evaluator(modality_pair: str, dim: int, profile: str, work_dir: str | Path | None = None,
                      seed: int = 0, dataset: str = "phantom", root: str | None = None,
                      train: bool = False) -> tuple[str | None, str]:
     """The evaluator for a modality pair's Table 4 rows and where it came from.
@@ -43,31 +49,23 @@ def table4_evaluator(modality: str, dim: int, profile: str, work_dir: str | Path
     ``train``, one is trained here on ``dataset`` (data folder ``root``). None (with the reason)
     when the profile has no shipped evaluator for ``dim``. A manifest set refuses the shipped ones.
     """
-    from imse_study.evaluator.pretrained import available_pretrained, refuse_shipped
-
-    evaluator_modality = "ct" if modality == "ctmr" else "t1"
-    name = f"phantom-{evaluator_modality}-{dim}d"
-    if profile != "smoke" and not train:
-        refuse_shipped(dataset)
-        if name in available_pretrained():
-            return name, f"shipped `{name}`"
-        return None, (f"no shipped {dim}D evaluator for profile {profile}; train one with `imse-study "
-                      f"train-evaluator --modality {evaluator_modality} --dim {dim} --profile {profile} --out DIR`")
-    from imse_study.evaluator.train import train_evaluator
-
-    out = work_folder(work_dir, "imse-table4-", dataset) / f"evaluator-{evaluator_modality}-{dim}d"
-    if not (out / "evaluator.pt").exists():
-        train_evaluator(out, evaluator_modality, dim, profile, seed=seed, progress=False, dataset=dataset, root=root)
-    return str(out / "evaluator.pt"), f"trained here ({profile} profile)"
+    evaluator_modality = pair(modality_pair).evaluator
+    command = evaluator_command(evaluator_modality, dim, profile, "DIR")
+    out = (work_folder(work_dir, "imse-table4-", dataset) / f"evaluator-{evaluator_modality}-{dim}d"
+           if trains_here(profile, train) else None)
+    found = obtain_evaluator(evaluator_modality, dim, profile, train, seed, dataset, root, out=out, load=False,
+                             command=command, what="",
+                             missing=f"no shipped {dim}D evaluator for profile {profile}; train one with `{command}`")
+    return (None if found.path is None else str(found.path)), found.source
 
 
 def traditional_table(
-    modality: str, dim: int = 2, profile: str = "quick", n_pairs: int | None = 8, modes: tuple[str, ...] = MODES,
+    modality_pair: str, dim: int = 2, profile: str = "quick", n_pairs: int | None = 8, modes: tuple[str, ...] = MODES,
     tools: tuple[str, ...] = TOOLS, evaluator: str | None = None, iterations: int = 200,
     tool_options: dict[str, dict] | None = None, progress: bool = False, dataset: str = "phantom",
     root: str | None = None,
 ) -> pd.DataFrame:
-    """Per-pair results of every classic method on the Table 4 rows of ``modality`` (``t1t2``/``ctmr``).
+    """Per-pair results of every classic method on the Table 4 rows of study pair ``modality_pair``.
 
     Columns: :func:`~imse_study.registration.evaluate.evaluate`'s plus ``modality_pair``, ``kind``
     (multi-modal / single-modal), ``mode`` (paper, multires, or tool) and ``method`` (the similarity
@@ -75,13 +73,11 @@ def traditional_table(
     :func:`~imse_study.registration.external.register_external` (e.g. elastix ``max_iterations``).
     ``dataset``/``root``: the phantom or a manifest set with label maps (its aligned test pairs).
     """
-    if modality not in TABLE4_DIRECTIONS:
-        raise ValueError(f"unknown modality pair {modality!r}: choose one of {', '.join(TABLE4_DIRECTIONS)}")
     unknown = [m for m in modes if m not in MODES] + [t for t in tools if t not in TOOLS]
     if unknown:
         raise ValueError(f"unknown mode(s) or tool(s) {unknown}: modes {MODES}, tools {TOOLS}")
     tables = []
-    for kind, (moving, target) in zip(("multi-modal", "single-modal"), TABLE4_DIRECTIONS[modality]):
+    for kind, (moving, target) in zip(("multi-modal", "single-modal"), table4_directions(modality_pair)):
         pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
         names = MULTI_MODAL_METHODS if kind == "multi-modal" else SINGLE_MODAL_METHODS
         registrars: dict[str, Registrar] = {}
@@ -103,7 +99,7 @@ def traditional_table(
         table.insert(0, "kind", kind)
         tables.append(table)
     out = pd.concat(tables, ignore_index=True)
-    out.insert(0, "modality_pair", modality)
+    out.insert(0, "modality_pair", modality_pair)
     return out
 
 
@@ -148,9 +144,9 @@ def table4_reading(table: pd.DataFrame, evaluator_source: str, dim: int, profile
 
 
 __all__ = [
-    "TABLE4_DIRECTIONS",
     "direction_name",
     "table4_comparison",
+    "table4_directions",
     "table4_evaluator",
     "table4_reading",
     "traditional_table",

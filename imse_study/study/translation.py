@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import shlex
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ import torch
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.datasets import dataset_phrase, is_phantom
-from imse_study.study.runner import evaluator_pair
+from imse_study.modalities import T1T2, pair, pair_title
+from imse_study.study.models import PageModel, obtain_evaluator, shipped_text, trained_text
 from imse_study.warp import warp
 
 __all__ = [
@@ -36,14 +37,14 @@ __all__ = [
     "TRANSLATOR_KINDS",
     "UNTRANSLATED",
     "Direction",
-    "ModelChoice",
+    "PageModel",
     "availability_table",
     "direction",
     "figure6_references",
     "figure6_translations",
     "figure7_cases",
-    "load_evaluator",
     "load_translators",
+    "page_evaluator",
     "spatial_error_reading",
     "table5_comparison",
     "table5_items",
@@ -75,31 +76,12 @@ class Direction:
 
 def direction(modality: str) -> Direction:
     """``t1t2``: T2 -> T1 (evaluator T1); ``ctmr``: T1 (MR) -> CT (evaluator CT)."""
-    info = evaluator_pair(modality)
-    return Direction(modality, info["other"], info["evaluator"], info["paper_table5"])
+    found = pair(modality)
+    return Direction(modality, found.other, found.evaluator, found.paper_table5)
 
 
 # --------------------------------------------------------------------------------------------
 # Models: shipped or trained here
-
-
-@dataclass
-class ModelChoice:
-    """A model a page uses, where it came from, and (when missing) how to get it."""
-
-    name: str
-    model: torch.nn.Module | None
-    origin: str  # e.g. "shipped `reggan-t2-t1-2d`", "trained here (6 steps, profile smoke)"
-    command: str = ""  # reproduces or creates it
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def available(self) -> bool:
-        return self.model is not None
-
-    @property
-    def status(self) -> str:
-        return self.origin if self.available else f"not available (train it with: {self.command})"
 
 
 def _must_be_2d(dim: int) -> None:
@@ -107,28 +89,13 @@ def _must_be_2d(dim: int) -> None:
         raise ValueError(f"the translation and spatial-error pages run in 2D (shipped models, slice figures); got dim={dim}")
 
 
-def load_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: bool = False, seed: int = 0,
+def page_evaluator(modality: str, dim: int = 2, profile: str = "quick", train: bool = False, seed: int = 0,
                    dataset: str = "phantom", data_root: str | None = None,
-                   out: str | Path | None = None) -> ModelChoice:
-    """The evaluator trained on ``modality`` as notebook 01 gets it: trained here on ``dataset`` in the
-    smoke profile (or with ``train=True``), else the shipped ``phantom-<modality>-<dim>d`` (phantom only)."""
-    from imse_study.evaluator import load_pretrained
-    from imse_study.evaluator.pretrained import load_any, refuse_shipped
-    from imse_study.evaluator.train import train_evaluator
-
+                   out: str | Path | None = None) -> PageModel:
+    """The evaluator trained on ``modality`` as notebook 01 gets it (:func:`imse_study.study.models.obtain_evaluator`),
+    in 2D only."""
     _must_be_2d(dim)
-    if train or profile == "smoke":
-        out = Path(out) if out else Path(tempfile.mkdtemp(prefix="imse-evaluator-"))
-        result = train_evaluator(out, modality, dim, profile, seed=seed, progress=False, dataset=dataset, root=data_root)
-        model, meta = load_any(str(result.checkpoint))
-        choice = ModelChoice("imse", model, f"trained here ({result.steps} steps, profile {profile})", meta.command)
-    else:
-        refuse_shipped(dataset)
-        name = f"phantom-{modality}-{dim}d"
-        model = load_pretrained(name)
-        choice = ModelChoice("imse", model, f"shipped evaluator `{name}`", model.meta.command)
-    choice.model.eval()
-    return choice
+    return obtain_evaluator(modality, dim, profile, train, seed, dataset, data_root, out)
 
 
 def translator_command(kind: str, source: str, target: str, dim: int = 2, profile: str = "quick", seed: int = 0) -> str:
@@ -141,7 +108,7 @@ def translator_command(kind: str, source: str, target: str, dim: int = 2, profil
 
 def load_translators(source: str, target: str, dim: int = 2, profile: str = "quick", train: bool = False,
                      seed: int = 0, kinds: tuple[str, ...] = TRANSLATOR_KINDS, dataset: str = "phantom",
-                     data_root: str | None = None, out: str | Path | None = None) -> dict[str, ModelChoice]:
+                     data_root: str | None = None, out: str | Path | None = None) -> dict[str, PageModel]:
     """The ``source -> target`` CycleGAN and RegGAN generators.
 
     Quick profile: the shipped ``<kind>-<source>-<target>-<dim>d`` (a missing one comes back with
@@ -164,21 +131,20 @@ def load_translators(source: str, target: str, dim: int = 2, profile: str = "qui
         command = translator_command(kind, source, target, dim, profile, seed)
         if path is not None:
             model = load_translator(path, source, target).eval()
-            choices[kind] = ModelChoice(kind, model, f"shipped `{path.stem}`", model.meta.command,
-                                        {"steps": model.meta.steps})
+            choices[kind] = PageModel(model, path, shipped_text(path.stem), model.meta.command, model.meta)
         elif profile == "quick" and not train:
-            choices[kind] = ModelChoice(kind, None, "missing", command)
+            choices[kind] = PageModel(None, None, "missing", command)
         else:
             run = (out_root / f"{kind}-{source}-{target}") if out_root else Path(tempfile.mkdtemp(prefix=f"imse-{kind}-"))
             result = train_translator(kind, source, target, run, dim=dim, profile=profile, seed=seed, progress=False,
                                       dataset=dataset, root=data_root)
             model = load_translator(result.checkpoint, source, target).eval()
-            choices[kind] = ModelChoice(kind, model, f"trained here ({result.steps} steps, profile {profile})",
-                                        model.meta.command, {"steps": result.steps})
+            choices[kind] = PageModel(model, result.checkpoint, trained_text(profile, result.steps), model.meta.command,
+                                      model.meta)
     return choices
 
 
-def availability_table(models: dict[str, ModelChoice]) -> pd.DataFrame:
+def availability_table(models: dict[str, PageModel]) -> pd.DataFrame:
     """One row per model: method, status (origin or how to train it), the command that reproduces it."""
     return pd.DataFrame([{"method": METHOD_NAMES.get(k, k), "status": c.status,
                           "reproduce": c.command if c.available else ""} for k, c in models.items()])
@@ -188,7 +154,7 @@ def availability_table(models: dict[str, ModelChoice]) -> pd.DataFrame:
 # Table 5
 
 
-def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice], source: str, target: str,
+def table5_items(evaluator: torch.nn.Module, translators: dict[str, PageModel], source: str, target: str,
                  dim: int = 2, profile: str = "quick", split: str = "test", limit: int | None = None,
                  dataset: str = "phantom", data_root: str | None = None, reference_row: bool = True) -> pd.DataFrame:
     """Per-item Table 5 scores: ``method, source, target, item, nmae, psnr, ssim``.
@@ -226,26 +192,34 @@ def table5_items(evaluator: torch.nn.Module, translators: dict[str, ModelChoice]
 
 
 def table5_comparison(items: pd.DataFrame, paper: dict, paper_key: str,
-                      models: dict[str, ModelChoice] | None = None, dataset: str = "phantom") -> pd.DataFrame:
-    """Our Table 5 (mean and standard deviation over items per method) next to the paper's row.
+                      models: dict[str, PageModel] | None = None, dataset: str = "phantom") -> pd.DataFrame:
+    """Our Table 5 (mean and standard deviation over items per method and source) next to the paper's row.
 
-    ``models`` (method -> :class:`ModelChoice`) adds a row for a method with no scores, its status
-    saying how to train it, and the ``reference`` column says what each method was given.
+    ``items`` has columns ``method, source, target, nmae, psnr, ssim`` (:func:`table5_items`, or
+    :func:`imse_study.evaluator.quality.translation_quality` rows, whose method is ``imse``); a
+    method scored from several sources gets one row per source. ``models`` (method ->
+    :class:`PageModel`) adds a row for a method with no scores, its status saying how to train
+    it, and the ``input`` column says what each method was given. Means and standard deviations
+    are over the finite values: an exact prediction's infinite PSNR
+    (:mod:`imse_study.metrics.image`) is left out of them, not averaged into an infinite mean.
     """
     rows = []
     order = list(dict.fromkeys([*(models or {}), *items["method"].unique()]))
     for method in order:
-        g = items[items["method"] == method]
+        scored = items[items["method"] == method]
+        groups = [g for _, g in scored.groupby("source", sort=False)] if len(scored) else [scored]
         status = (models[method].status if models and method in models else
                   "yardstick: the misaligned reference, unchanged" if method == "reference" else "computed here")
-        row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})", "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
-               "input": _input(method), "items": len(g), "status": status}
-        for m in ("nmae", "psnr", "ssim"):
-            vals = g[m].to_numpy(float)
-            vals = vals[np.isfinite(vals)]
-            row[m] = float(vals.mean()) if vals.size else math.nan
-            row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
-        rows.append(row)
+        for g in groups:
+            row = {"study": f"this study ({'phantom' if is_phantom(dataset) else dataset})",
+                   "direction": _direction_label(items, g), "method": METHOD_NAMES.get(method, method),
+                   "input": _input(method), "items": len(g), "status": status}
+            for m in ("nmae", "psnr", "ssim"):
+                vals = g[m].to_numpy(float)
+                vals = vals[np.isfinite(vals)]
+                row[m] = float(vals.mean()) if vals.size else math.nan
+                row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
+            rows.append(row)
     for method, v in paper["table5_translation"][paper_key].items():
         rows.append({"study": "paper (Table 5)", "direction": paper_key.replace("_to_", " -> ").upper(),
                      "method": METHOD_NAMES.get(method, method), "input": _input(method), "items": None,
@@ -324,7 +298,7 @@ def figure6_translations(evaluator: torch.nn.Module, source: torch.Tensor, truth
 
 
 @torch.no_grad()
-def figure7_cases(evaluator: torch.nn.Module, translators: dict[str, ModelChoice], reference: torch.Tensor,
+def figure7_cases(evaluator: torch.nn.Module, translators: dict[str, PageModel], reference: torch.Tensor,
                   other: torch.Tensor, labels: torch.Tensor, item: int = 0, strength: float = 1.0,
                   seed: int = FIGURE7_SEED, untranslated: bool = False) -> dict[str, dict]:
     """For test ``item``: ``{"misaligned": case, "aligned": case}``, each case holding ``reference``
@@ -407,10 +381,10 @@ def translation_reading(modality: str, profile: str, comparison: pd.DataFrame, f
     if len(paper):
         p = "; ".join(f"{m} NMAE {_fmt(r.nmae)}, PSNR {_fmt(r.psnr, 1)}, SSIM {_fmt(r.ssim, 2)}" for m, r in paper.iterrows())
         lines.append(f"The paper's row ({d.paper_key.replace('_to_', ' → ').upper()}, on "
-                     f"{'BraTS 2019' if modality == 't1t2' else 'its clinical head-and-neck set'}): {p}. Different data, "
+                     f"{pair(modality).paper_data}): {p}. Different data, "
                      "image sizes and training budgets: compare orders of magnitude and the ranking, not the digits."
                      + (" (The paper's IMSE PSNR of 91.6 dB cannot go with its own NMAE of 0.029: RMSE ≥ MAE bounds "
-                        "PSNR at about 31 dB, so it is most likely a typo.)" if modality == "t1t2" else ""))
+                        "PSNR at about 31 dB, so it is most likely a typo.)" if modality == T1T2 else ""))
     if figure6 is not None and len(figure6):
         same = figure6[figure6["reference"].str.startswith("same")]
         other = figure6[~figure6["reference"].str.startswith("same")]
@@ -440,7 +414,7 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
     ``difference``, ``low``, ``high`` (Spearman, IMSE minus a GAN); ``aligned_vs_misaligned``:
     method, case, mean_error for Figure 7's pair.
     """
-    pair = "T1-T2" if modality == "t1t2" else "CT-MR"
+    title = pair_title(modality)
     lines = []
     if profile == "smoke":
         lines.append("*Smoke profile*: tiny models trained for a few steps on 48 × 48 px images. The numbers below "
@@ -464,7 +438,7 @@ def spatial_error_reading(modality: str, profile: str, correlations: pd.DataFram
             p = pe.loc[m] if m in pe.index else None
             bits.append(f"{m} Spearman {_fmt(r['r'], 2)} [{_fmt(r['low'], 2)}, {_fmt(r['high'], 2)}]"
                         + (f", Pearson {_fmt(p['r'], 2)} [{_fmt(p['low'], 2)}, {_fmt(p['high'], 2)}]" if p is not None else ""))
-        lines.append(f"**Figure 8 ({pair}, {n} transformed test pairs).** Correlation of each method's error score "
+        lines.append(f"**Figure 8 ({title}, {n} transformed test pairs).** Correlation of each method's error score "
                      f"(mean over the foreground) with the Dice of the moved labels, 95 % intervals: " + "; ".join(bits) + ". "
                      "An error score that tracks misalignment correlates *negatively* with Dice (the paper plots "
                      "1 − normalised error, which flips the sign).")

@@ -1,4 +1,4 @@
-"""Registration metrics of the IMSE paper (Table 2, 3): Dice, HD95, ||grad phi||_2, plus Jacobian checks.
+"""Overlap metrics of the IMSE paper (Tables 2, 3): Dice and HD95 of label maps.
 
 Inputs may be numpy arrays or torch tensors (any device; metric values come back as Python floats).
 
@@ -17,9 +17,6 @@ NaN rules (a NaN is "undefined", never "bad"; it is left out of ``"mean"``):
   when a label is present in only one map, so such a failure still shows in Dice.
 - With a batch ``B > 1`` each image is scored on its own and a label's value is the mean over the
   images where it is defined; ``"mean"`` is NaN when no label has a value.
-
-Displacement fields are ``(B, ndim, *S)`` in voxels, channel ``i`` along spatial axis ``i``
-(the package-wide convention, that of MONAI's ``Warp`` and of the IMSE authors' ``Transformer2D``).
 """
 
 from __future__ import annotations
@@ -31,17 +28,11 @@ import numpy as np
 import torch
 from monai.metrics import compute_hausdorff_distance
 
+
 ArrayLike = np.ndarray | torch.Tensor
 Key = int | str
 
-__all__ = [
-    "dice",
-    "hd95",
-    "gradient_loss",
-    "gradient_smoothness",
-    "jacobian_determinant",
-    "nonpositive_jacobian_fraction",
-]
+__all__ = ["dice", "hd95"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,92 +202,3 @@ def hd95(
             hd = compute_hausdorff_distance(yp, yt, include_background=True, percentile=95, spacing=sp)
         per_image[b, both] = hd[0].double().cpu().numpy()
     return _summarise(keys, per_image)
-
-
-# ----------------------------------------------------------------------------------------------
-# Displacement fields
-# ----------------------------------------------------------------------------------------------
-
-
-def _as_displacement(u: ArrayLike, check_finite: bool = True) -> torch.Tensor:
-    """Validate a ``(B, ndim, *S)`` displacement and return it as a floating torch tensor."""
-    if isinstance(u, np.ndarray):
-        u = torch.from_numpy(u)
-    elif not isinstance(u, torch.Tensor):
-        raise TypeError(f"displacement must be a numpy array or a torch tensor, got {type(u).__name__}")
-    if u.ndim not in (4, 5):
-        raise ValueError(
-            f"displacement has shape {tuple(u.shape)}: expected (B, ndim, *S) with ndim = 2 or 3 spatial axes"
-        )
-    ndim = u.ndim - 2
-    if u.shape[1] != ndim:
-        raise ValueError(
-            f"displacement has {u.shape[1]} channels for {ndim} spatial axes: channel i must be the "
-            "displacement along spatial axis i"
-        )
-    if min(u.shape[2:]) < 2:
-        raise ValueError(f"displacement has shape {tuple(u.shape)}: every spatial axis needs at least 2 voxels")
-    if not torch.is_floating_point(u):
-        u = u.to(torch.get_default_dtype())
-    if check_finite and not bool(torch.isfinite(u).all()):
-        raise ValueError("displacement holds NaN or inf values")
-    return u
-
-
-def _mean_squared_forward_differences(u: torch.Tensor) -> list[torch.Tensor]:
-    """Per spatial axis: mean over batch, components and voxels of (u[x+1] - u[x])^2."""
-    return [torch.diff(u, dim=axis).pow(2).mean() for axis in range(2, u.ndim)]
-
-
-def gradient_loss(displacement: torch.Tensor) -> torch.Tensor:
-    """Differentiable smoothness term of Eq. 7, ||grad phi||^2, as a scalar tensor.
-
-    With forward differences d_a = u[x + e_a] - u[x] along each spatial axis a (voxels), this is
-    ``sum_a mean(d_a^2) / ndim`` where each mean runs over batch, all ``ndim`` components and all
-    voxels where d_a is defined: VoxelMorph's ``Grad('l2')`` (``loss_mult=None``), which the IMSE
-    authors' ``smooth_loss`` follows. (Their code divides by 3 in 2D too, so their 2D values are
-    2/3 of this; in 3D they are equal.) Checks shape only: a NaN propagates, as in any torch loss.
-    """
-    u = _as_displacement(displacement, check_finite=False)
-    terms = _mean_squared_forward_differences(u)
-    return torch.stack(terms).sum() / len(terms)
-
-
-def gradient_smoothness(displacement: ArrayLike) -> float:
-    """The paper's ||grad phi||_2 column (Tables 2-3): ``gradient_loss`` evaluated in float64.
-
-    Displacement ``(B, ndim, *S)`` in voxels, no spacing (the paper reports it in voxel units).
-    A constant field (a translation) scores 0; u = a * x_0 on component 0 scores a^2 / ndim^2
-    (d_0 = a on 1 of ndim components, 0 elsewhere, then divided by ndim).
-    """
-    u = _as_displacement(displacement).detach().to(torch.float64)
-    return float(gradient_loss(u))
-
-
-def jacobian_determinant(displacement: ArrayLike) -> torch.Tensor:
-    """det(I + grad u) of the map x -> x + u(x), shape ``(B, *S)``.
-
-    Derivatives by ``torch.gradient``: central differences inside, one-sided at the border, voxel
-    units. Values <= 0 mark folding (the map is not locally invertible). Differentiable for torch
-    input; numpy input gives a tensor too.
-    """
-    u = _as_displacement(displacement)
-    ndim = u.ndim - 2
-    spatial = tuple(range(1, ndim + 1))
-    # J[i][j] = delta_ij + d u_i / d x_j, each (B, *S)
-    grads = [torch.gradient(u[:, i], dim=spatial) for i in range(ndim)]
-    J = [[grads[i][j] + (1.0 if i == j else 0.0) for j in range(ndim)] for i in range(ndim)]
-    if ndim == 2:
-        return J[0][0] * J[1][1] - J[0][1] * J[1][0]
-    return (
-        J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1])
-        - J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0])
-        + J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0])
-    )
-
-
-def nonpositive_jacobian_fraction(displacement: ArrayLike) -> float:
-    """Fraction of voxels (over the whole batch) where ``jacobian_determinant`` is <= 0 (folding)."""
-    with torch.no_grad():
-        det = jacobian_determinant(displacement)
-    return float((det <= 0).double().mean())
