@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from imse_study.evaluator.model import Evaluator
-from imse_study.evaluator.train import load_images, make_training_pair, step_generator
+from imse_study.evaluator.train import load_images, make_training_pair
+from imse_study.training import step_generator
 
 
 def probe(dim: int, noise: str, width: int, blocks: int, lr: float, steps: int, batch: int, modality: str,

@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "slices (fewer than 8, or slices at least 2x as far apart as the in-plane voxels), else 3")
     p.set_defaults(func=_cmd_register)
 
-    from imse_study.baselines.translator import add_translator_arguments, run_translator
+    from imse_study.baselines.train import add_translator_arguments, run_translator
 
     p = sub.add_parser("train-translator", help="train a CycleGAN or RegGAN translator (the paper's baselines)")
     add_translator_arguments(p)

@@ -1,12 +1,7 @@
 """The layout's rules (tests/import_graph.py): no import cycles, and the engine never imports the study."""
 
 import import_graph
-import pytest
 
-CYCLES_LEFT = pytest.mark.xfail(strict=True, reason="the similarity and translator cycles are being broken")
-
-
-@CYCLES_LEFT
 def test_the_package_has_no_import_cycles():
     assert import_graph.cycles(import_graph.import_graph()) == []
 

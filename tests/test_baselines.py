@@ -1,6 +1,10 @@
 """Translation baselines (CycleGAN, RegGAN): smoke training, exact resume, checkpoints, translation, metrics."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,9 +12,11 @@ import torch
 
 from imse_study.baselines import load_translator, train_translator, translate_with, translation_metrics
 from imse_study.baselines.reggan import smoothing_loss
+from imse_study.baselines.train import KIND_MODULES, main
 from imse_study.baselines.translator import (
-    Discriminator, Translator, evaluate_translation, main, registration_net, translator_config,
+    KINDS, Discriminator, Translator, evaluate_translation, registration_net, translator_config,
 )
+from imse_study.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +94,41 @@ def test_resume_finishes_like_an_uninterrupted_run(tmp_path, kind):
         train_translator(other, "t2", "t1", tmp_path / "part", profile="smoke", progress=False, resume=True)
     with pytest.raises(FileNotFoundError, match="start without"):
         train_translator(kind, "t2", "t1", tmp_path / "none", profile="smoke", progress=False, resume=True)
+
+
+def test_a_time_limited_run_pauses_and_resumes_from_the_command_line(tmp_path, capsys):
+    """``--time-limit`` stops after the epoch it runs out in, keeping last.pt; ``--resume`` finishes the run
+    exactly as an uninterrupted one (a translator's settings include its planned epochs: no early final)."""
+    out = tmp_path / "timed"
+    args = ["train-translator", "--kind", "reggan", "--source", "t2", "--target", "t1", "--profile", "smoke",
+            "--out", str(out), "--no-progress"]
+    assert cli_main([*args, "--time-limit", "1e-9"]) == 0
+    assert "stopped after epoch 1" in capsys.readouterr().out and not (out / "translator.pt").exists()
+    assert cli_main([*args, "--resume", "--time-limit", "3600"]) == 0
+    assert "translator.pt" in capsys.readouterr().out
+    full = train_translator("reggan", "t2", "t1", tmp_path / "full", profile="smoke", progress=False)
+    resumed = load_translator(out / "translator.pt")
+    assert resumed.meta.steps == full.steps
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), full.model.state_dict().values()))
+
+
+def test_ddp_two_processes_train_a_gan_to_identical_weights(tmp_path):
+    """CycleGAN under torchrun: each rank draws its own batches, the averaged gradients keep all four networks equal."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("ddp_check.py")), str(tmp_path), "cyclegan"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ranks.json").read_text())
+    assert report["world_size"] == 2 and report["max_abs_difference"] == 0.0
+    meta = json.loads((tmp_path / "run" / "translator.json").read_text())
+    assert meta["extra"]["world_size"] == 2 and meta["steps"] == report["ranks"][0][2]
+
+
+def test_every_kind_has_its_module():
+    assert tuple(KIND_MODULES) == KINDS
+    with pytest.raises(ValueError, match="choose one of cyclegan, reggan"):
+        train_translator("pix2pix", "t2", "t1", "unused", profile="smoke")
 
 
 def test_load_checks_modalities(reggan_run, tmp_path):

@@ -86,3 +86,11 @@ def test_classic_methods_table_on_smoke_pairs():
     assert table["dice"].between(0, 1).all() and (table.loc[table.method != "initial", "seconds"] > 0).all()
     with pytest.raises(ValueError, match="unknown method"):
         classic_methods(pairs, ("sift",))
+
+
+def test_time_limit_ends_the_run_as_an_epochs_run_would(tmp_path):
+    timed = train_registration(tmp_path / "t", "ncc", "t1", "t2", profile="smoke", progress=False, time_limit=1e-9)
+    model, meta = load_network(timed.checkpoint)  # finished: its final network exists
+    assert len(timed.history) == 1 and meta.epochs == 1 and meta.command.endswith("--epochs 1")
+    one = train_registration(tmp_path / "e", "ncc", "t1", "t2", profile="smoke", progress=False, epochs=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), one.model.state_dict().values()))

@@ -114,7 +114,8 @@ def test_every_loader_in_the_package_and_plugin_is_weights_only():
     for path in (REPO / "imse_study").rglob("*.py"):
         text = path.read_text()
         assert "weights_only=False" not in text and "allow_pickle=True" not in text, path
-        assert "import pickle" not in text or path.name == "training.py", path  # training: UnpicklingError only
+        # the checkpoint reader imports pickle for its UnpicklingError only
+        assert "import pickle" not in text or path.relative_to(REPO).as_posix() == "imse_study/training/checkpoints.py", path
         for line in text.splitlines():
             if "torch.load(" in line and "``" not in line:
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"

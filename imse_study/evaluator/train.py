@@ -1,15 +1,16 @@
-"""Training the evaluator (Eq. 5) on images of ONE modality.
+"""Training the evaluator (Eq. 5, :mod:`imse_study.evaluator.objective`) on images of ONE modality.
 
 For a batch of images x of the training modality: x1 = T1(x) and x2 = T2(x) with independent random
 affine + elastic transforms (:mod:`imse_study.augment.spatial`); the evaluator sees
 ``(x2, noise(x1))`` and learns ``x2 - x1`` under an L1 loss (Adam, lr 1e-4). ``noise`` is Shuffle
 Remap (IMSE(SR)), the Bezier histogram shift (the IMSE(BC) baseline) or nothing.
 
-Every step draws its randomness from a generator seeded by (seed, rank, step), so a run resumed
-from its last checkpoint continues exactly as if it had not stopped. Each epoch validates on
-held-out subjects: the L1 loss of Eq. 5 and a multi-modal ranking check (mean |E| of aligned pairs
-in other modalities against the same pairs misaligned: ROC AUC). Under ``torchrun`` the model is
-wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); ``batch_size`` is per process.
+The loop is :func:`imse_study.training.run_training`: every step draws its randomness from a
+generator seeded by (seed, rank, step), so a run resumed from its last checkpoint continues exactly
+as if it had not stopped. Each epoch validates on held-out subjects: the L1 loss of Eq. 5 and a
+multi-modal ranking check (mean |E| of aligned pairs in other modalities against the same pairs
+misaligned: ROC AUC). Under ``torchrun`` the processes average their gradients (gloo on CPU, nccl on
+GPU); ``batch_size`` is per process.
 
 Opt-in parts of the recipe (:class:`~imse_study.config.EvaluatorTraining`): a U-Net instead of the
 paper's generator (``arch``); linear warm-up then cosine decay of the learning rate over the planned
@@ -17,39 +18,36 @@ steps (``lr_schedule``; the rate is a function of the step number, so resume sta
 stopping when the validation L1 has not improved by ``min_delta`` for ``patience`` epochs, keeping
 ``best.pt`` beside ``last.pt`` and making the best the final evaluator; bfloat16 autocast of the
 training forward pass (``precision``); and appearance changes of the training modality
-(``appearance``, see :func:`make_training_pair`).
+(``appearance``, see :func:`~imse_study.evaluator.objective.make_training_pair`).
 """
 
 from __future__ import annotations
 
 import math
 import shlex
-import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from imse_study.augment import bezier_shift, random_spatial_displacement, shuffle_remap
-from imse_study.augment.intensity import (
-    APPEARANCE_LEVELS, AppearanceRange, acquisition_noise, appearance_range, randomise_appearance,
-)
+from imse_study.augment import random_spatial_displacement
+from imse_study.augment.intensity import APPEARANCE_LEVELS, AppearanceRange, appearance_range
 from imse_study.config import EvaluatorTraining, get_profile
 from imse_study.data.datasets import is_phantom
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
-from imse_study.evaluator.use import foreground_mask
 from imse_study.evaluator.model import ARCHS, build_evaluator
+from imse_study.evaluator.objective import evaluator_objective
+from imse_study.evaluator.objective import make_training_pair  # noqa: F401  (re-exported)
+from imse_study.evaluator.use import foreground_mask
 from imse_study.modalities import CT_PARTNERS, MR_MODALITIES, SCALING, T1, is_ct, kind_of
 from imse_study.training import (
-    distributed, prepare_run_folder, record_epoch, resume_state, run_settings, seeded_init, step_generator,
-    training_device, unwrap, with_budget, budget_arguments, device_of, time_deadline, time_is_up,
+    EarlyStopping, Trainer, budget_arguments, device_of, run_settings, run_training, seeded_init, start_run, with_budget,
 )
+from imse_study.training import best_epoch, plateau_reached  # noqa: F401  (re-exported: early stopping's rule)
 from imse_study.warp import warp
 
 NOISES = ("shuffle_remap", "bezier", "none")
@@ -117,38 +115,6 @@ def load_images_and_spacing(
     return out, tuple(float(s) for s in sets[0].spacing)
 
 
-def make_training_pair(
-    x: torch.Tensor, noise: str, n_range: tuple[int, int], generator: torch.Generator,
-    appearance: AppearanceRange | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 5's input and label from a batch x (B, 1, *S): ``((x2, noise(x1)), x2 - x1)``.
-
-    With ``appearance``, x first gets a random look of its own modality (bias field, gamma, blur,
-    resolution: :func:`~imse_study.augment.intensity.randomise_appearance`). Both channels are made
-    from that image, so the reference x2 and the label x2 - x1 share its look: the evaluator learns
-    to report errors in whatever look its reference has. Then each channel gets its own acquisition
-    noise (the other channel after its remap), and the label stays the noise-free x2 - x1: noise is
-    not misalignment, so an aligned pair's label stays 0. Without ``appearance`` nothing else is
-    drawn from ``generator`` (the paper's pairs, unchanged).
-    """
-    if appearance is not None:
-        x = randomise_appearance(x, appearance, generator)
-    shape, batch = tuple(x.shape[2:]), x.shape[0]
-    x1 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
-    x2 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
-    label = x2 - x1
-    if noise == "shuffle_remap":
-        noisy = shuffle_remap(x1.clamp(-1, 1), n_range=n_range, generator=generator)
-    elif noise == "bezier":
-        noisy = bezier_shift(x1.clamp(-1, 1), generator=generator)
-    else:
-        noisy = x1
-    if appearance is not None:
-        x2 = acquisition_noise(x2.clamp(-1, 1), appearance, generator)
-        noisy = acquisition_noise(noisy.clamp(-1, 1), appearance, generator)
-    return torch.cat([x2, noisy], 1), label
-
-
 # --------------------------------------------------------------------------------------------
 # Validation
 
@@ -194,7 +160,7 @@ def validation_l1(model: nn.Module, images: torch.Tensor, noise: str, n_range: t
     total, count, dev = 0.0, 0, device_of(model)
     for i in range(0, images.shape[0], batch):
         inputs, label = make_training_pair(images[i : i + batch], noise, n_range, g, appearance)  # drawn where the images are
-        total += float((model(inputs.to(dev)) - label.to(dev)).abs().mean()) * inputs.shape[0]
+        total += float(evaluator_objective(model(inputs.to(dev)), label.to(dev))) * inputs.shape[0]
         count += inputs.shape[0]
     return total / max(count, 1)
 
@@ -247,24 +213,20 @@ def train_evaluator(
     check_recipe(cfg)
     appearance = appearance_range(cfg.appearance, modality)
     out = Path(out)
-    rank, world = distributed()
-    dev = training_device(device, world)
-    deadline = time_deadline(time_limit, world)
-    prepare_run_folder(out, "evaluator.pt", "evaluator", resume, overwrite, rank)
+    run = start_run(out, "evaluator.pt", "evaluator", resume, overwrite, device, time_limit)
 
     def command_for(n_epochs: int | None, more: dict[str, Any] | None = None) -> str:
         return reproduce_command(out, modality, dim, prof.name, noise, n_range, seed, dataset, root, n_epochs,
                                  {**(budget or {}), **(more or {})}, phantom_version)
 
     images, spacing = load_images_and_spacing([modality], "train", dim, profile, dataset, root, phantom_version)
-    train = images[modality].to(dev)
+    train = images[modality].to(run.device)
     if train.shape[0] == 0:
         raise ValueError(f"no training images of modality {modality!r} in data set {dataset!r}")
-    steps_per_epoch = cfg.steps_per_epoch or max(1, train.shape[0] // (cfg.batch_size * world))
-    total_steps = steps_per_epoch * cfg.epochs
+    steps_per_epoch = cfg.steps_per_epoch or max(1, train.shape[0] // (cfg.batch_size * run.world))
     schedule_steps = steps_per_epoch * (cfg.schedule_epochs or cfg.epochs)
 
-    model = seeded_init(seed, lambda: build_evaluator(dim, cfg.width, cfg.n_blocks, cfg.arch)).to(dev)
+    model = seeded_init(seed, lambda: build_evaluator(dim, cfg.width, cfg.n_blocks, cfg.arch)).to(run.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     meta = EvaluatorMeta(
         modality=modality, dim=dim, size=tuple(train.shape[2:]), width=cfg.width, n_blocks=model.n_blocks,
@@ -272,72 +234,59 @@ def train_evaluator(
         noise=noise, n_range=tuple(n_range) if noise == "shuffle_remap" else None, profile=prof.name,
         dataset=dataset, spacing=spacing, arch=cfg.arch, appearance=cfg.appearance, seed=seed,
         command=command_for(epochs),
-        extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr,
+        extra={"batch_size": cfg.batch_size, "world_size": run.world, "lr": cfg.lr,
                **recipe_record(cfg, schedule_steps, phantom_version)},
     )
-    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=world,
+    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=run.world,
                             schedule_steps=schedule_steps if cfg.lr_schedule != "constant" else None,
                             phantom_version=phantom_version)
-    step, epoch, history, elapsed = 0, 0, [], 0.0
-    if resume:
-        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, settings)
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    val: list = []  # held-out images, loaded by the first validation (rank 0 only validates)
 
-    val = _validation_data(modality, dim, profile, dataset, root, cfg.val_items, phantom_version) if rank == 0 else None
-    out.mkdir(parents=True, exist_ok=True)
-    stop_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, epoch + stop_after_epochs)
-    plateau = plateau_reached(history, cfg.patience, cfg.min_delta)
-    bar = tqdm(total=total_steps, initial=step, desc=f"evaluator {modality} {dim}D", disable=not progress or rank != 0)
-    while epoch < stop_epoch and not plateau:
-        model.train()
-        start, losses = time.perf_counter(), []
-        for _ in range(steps_per_epoch):
-            g = step_generator(seed, rank, step)
-            index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
-            inputs, label = make_training_pair(train[index], noise, n_range, g, appearance)
-            lr = _set_learning_rate(optimizer, cfg, step, schedule_steps)
-            with _autocast(cfg.precision, dev):
-                prediction = model(inputs)
-            loss = (prediction.float() - label).abs().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            bar.set_postfix(l1=f"{losses[-1]:.4f}")
-        epoch += 1
-        elapsed += time.perf_counter() - start
-        if rank == 0:
-            row = {"epoch": epoch, "step": step, "train_l1": float(np.mean(losses)), "seconds": round(elapsed, 1)}
-            if cfg.lr_schedule != "constant":
-                row["lr"] = lr
-            row.update(_validate(unwrap(model), val, noise, n_range, appearance))
-            meta.extra["validation"] = {k: v for k, v in row.items() if k.startswith(("val_", "auc"))}
-            if cfg.patience is not None and best_epoch(history + [row], cfg.min_delta) == epoch:
-                meta.steps, meta.epochs = step, epoch
-                save_checkpoint(out / "best.pt", unwrap(model), meta)  # before last.pt: resume never misses it
-            record_epoch(out, save_checkpoint, model, optimizer, meta, history, row, step, epoch, elapsed, settings)
-            plateau = plateau_reached(history, cfg.patience, cfg.min_delta)
-            if progress:
-                bar.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        if world > 1:
-            plateau = _agree(plateau, dev)
-            dist.barrier()
-        if time_is_up(deadline) and epoch < cfg.epochs and not plateau:
-            span = {"schedule_epochs": cfg.schedule_epochs or cfg.epochs} if cfg.lr_schedule != "constant" else {}
-            cfg, meta.command = replace(cfg, epochs=epoch), command_for(epoch, span)  # now an `--epochs <epoch>` run
-            break
-    bar.close()
-    final = out / "evaluator.pt"
-    finished = epoch >= cfg.epochs or plateau
-    if rank == 0 and finished:
-        if cfg.patience is not None:
-            _take_best(out / "best.pt", unwrap(model), meta, epoch)
-        save_checkpoint(final, unwrap(model), meta)
-    return TrainResult(checkpoint=final, model=unwrap(model), steps=step, history=history,
+    def validate() -> dict[str, float]:
+        if not val:
+            val.append(_validation_data(modality, dim, profile, dataset, root, cfg.val_items, phantom_version))
+        return _validate(model, val[0], noise, n_range, appearance)
+
+    def shorten(reached: int) -> None:  # a time-limited run: now an `--epochs <reached>` run
+        span = {"schedule_epochs": cfg.schedule_epochs or cfg.epochs} if cfg.lr_schedule != "constant" else {}
+        meta.command = command_for(reached, span)
+
+    trainer = Trainer(
+        name=f"evaluator {modality} {dim}D", models={"evaluator": model}, optimizers={"adam": optimizer},
+        keep="evaluator", meta=meta, settings=settings, save=save_checkpoint, read=read_checkpoint,
+        step=_training_step(model, optimizer, train, cfg, noise, n_range, appearance, run.device),
+        validate=validate, record_validation=True, learning_rate=_learning_rate(cfg, schedule_steps), log_lr=True,
+        shorten=shorten,
+    )
+    stopping = EarlyStopping(cfg.patience, cfg.min_delta) if cfg.patience is not None else None
+    done = run_training(run, trainer, seed, cfg.epochs, steps_per_epoch, stop_after_epochs, stopping, progress)
+    return TrainResult(checkpoint=out / "evaluator.pt", model=model, steps=done.step, history=done.history,
                        best_epoch=meta.extra.get("best_epoch"))
+
+
+def _training_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: torch.Tensor, cfg: EvaluatorTraining,
+                   noise: str, n_range: tuple[int, int], appearance: AppearanceRange | None,
+                   dev: torch.device) -> Callable[[torch.Generator, int], dict[str, float]]:
+    """One step of Eq. 5: a random batch of ``train``, its training pair, one Adam update."""
+    def step(g: torch.Generator, _: int) -> dict[str, float]:
+        index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
+        inputs, label = make_training_pair(train[index], noise, n_range, g, appearance)
+        with _autocast(cfg.precision, dev):
+            prediction = model(inputs)
+        loss = evaluator_objective(prediction, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"train_l1": float(loss.detach())}
+
+    return step
+
+
+def _learning_rate(cfg: EvaluatorTraining, schedule_steps: int) -> Callable[[int, int], float] | None:
+    """The rate of each step under ``cfg.lr_schedule`` (None for a constant rate: Adam keeps ``cfg.lr``)."""
+    if cfg.lr_schedule == "constant":
+        return None
+    return lambda step, epoch: scheduled_lr(cfg, step, schedule_steps)
 
 
 def check_recipe(cfg: EvaluatorTraining) -> None:
@@ -376,50 +325,9 @@ def scheduled_lr(cfg: EvaluatorTraining, step: int, schedule_steps: int) -> floa
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def best_epoch(history: list[dict], min_delta: float = 0.0) -> int:
-    """The epoch of the best validation L1: the last one that beat every earlier best by more than
-    ``min_delta`` (0 for an empty history)."""
-    best, where = math.inf, 0
-    for row in history:
-        if row["val_l1"] < best - min_delta:
-            best, where = row["val_l1"], row["epoch"]
-    return where
-
-
-def plateau_reached(history: list[dict], patience: int | None, min_delta: float = 0.0) -> bool:
-    """Early stopping: ``patience`` epochs have passed since the :func:`best_epoch` (never without ``patience``)."""
-    if patience is None or not history:
-        return False
-    return history[-1]["epoch"] - best_epoch(history, min_delta) >= patience
-
-
-def _set_learning_rate(optimizer: torch.optim.Optimizer, cfg: EvaluatorTraining, step: int, schedule_steps: int) -> float:
-    lr = scheduled_lr(cfg, step, schedule_steps)
-    if cfg.lr_schedule != "constant":  # a function of the step: nothing to save for an exact resume
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    return lr
-
-
 def _autocast(precision: str, dev: torch.device):
     """bfloat16 autocast of the forward pass (weights, optimizer and loss stay float32), or nothing."""
     return torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
-
-
-def _agree(flag: bool, dev: torch.device) -> bool:
-    """Rank 0's ``flag`` on every process (only rank 0 validates)."""
-    value = torch.tensor([int(flag)], device=dev)
-    dist.broadcast(value, 0)
-    return bool(value.item())
-
-
-def _take_best(path: Path, model: nn.Module, meta: EvaluatorMeta, stopped: int) -> None:
-    """Load the best weights (``best.pt``) into ``model`` and describe them in ``meta``."""
-    best = read_checkpoint(path)
-    saved = EvaluatorMeta.from_dict(best["meta"])
-    model.load_state_dict(best["state_dict"])
-    meta.steps, meta.epochs = saved.steps, saved.epochs
-    meta.extra.update(best_epoch=saved.epochs, stopped_epoch=stopped, validation=saved.extra.get("validation"))
 
 
 def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset, root, epochs=None,
@@ -438,13 +346,6 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
 
 # what decides an evaluator's weights besides its budget (EvaluatorTraining): resume compares them
 _SETTINGS = ("modality", "dim", "size", "noise", "n_range", "profile", "seed", "dataset", "arch", "appearance")
-
-
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]):
-    payload, state = resume_state(path, read_checkpoint, settings)
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))
 
 
 def _validation_data(modality, dim, profile, dataset, root, limit, phantom_version=None):

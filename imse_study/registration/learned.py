@@ -7,24 +7,20 @@ so the network learns to undo misalignments drawn from the same distribution as 
 ``bidirectional=True`` trains one network on both directions (a random direction per sample), a
 cheaper option than the paper's one network per direction.
 
-Per-step seeding, atomic checkpoints (``last.pt`` each epoch, ``network.pt`` at the end), exact
-resume and DDP follow :mod:`imse_study.training`. Validation Dice (on held-out subjects, fixed
+The loop is :func:`imse_study.training.run_training`: per-step seeding, atomic checkpoints
+(``last.pt`` each epoch, ``network.pt`` at the end), exact resume, ``time_limit`` and torchrun. Validation Dice (on held-out subjects, fixed
 transforms) is logged for monitoring only; it never steers training.
 """
 
 from __future__ import annotations
 
 import shlex
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.config import get_profile
@@ -33,9 +29,8 @@ from imse_study.metrics import dice, gradient_loss
 from imse_study.registration.network import RegistrationNet
 from imse_study.losses.similarity import similarity as make_similarity
 from imse_study.training import (
-    distributed, meta_from_dict, package_version, prepare_run_folder, read_payload, resume_state, run_settings,
-    save_model_checkpoint, seeded_init, record_epoch, step_generator, training_device, unwrap, with_budget,
-    budget_arguments, device_of, time_deadline, time_is_up,
+    Trainer, budget_arguments, device_of, meta_from_dict, package_version, read_payload, run_settings, run_training,
+    save_model_checkpoint, seeded_init, start_run, unwrap, with_budget,
 )
 from imse_study.warp import warp
 
@@ -137,10 +132,7 @@ def train_registration(
     cfg = with_budget(prof.registration(dim), epochs, **(budget or {}))  # a different budget than the profile's
     options = dict(similarity_options or {})
     out = Path(out)
-    rank, world = distributed()
-    dev = training_device(device, world)
-    deadline = time_deadline(time_limit, world)
-    prepare_run_folder(out, "network.pt", "registration network", resume, overwrite, rank)
+    run = start_run(out, "network.pt", "registration network", resume, overwrite, device, time_limit)
 
     def command_for(n_epochs: int | None) -> str:
         return _command(out, similarity, moving_modality, target_modality, dim, prof.name, smooth_weight, options,
@@ -156,11 +148,10 @@ def train_registration(
             similarity, moving_modality=target_modality, target_modality=moving_modality, **sim_options)
     images_m, images_t, _, _ = _pair_images(moving_modality, target_modality, "train", dim, prof.name, dataset, root,
                                             labels=False)
-    images = {moving_modality: images_m.to(dev), target_modality: images_t.to(dev)}
-    n_items = images_m.shape[0]
-    steps_per_epoch = cfg.steps_per_epoch or max(1, n_items // (cfg.batch_size * world))
+    images = {moving_modality: images_m.to(run.device), target_modality: images_t.to(run.device)}
+    steps_per_epoch = cfg.steps_per_epoch or max(1, images_m.shape[0] // (cfg.batch_size * run.world))
 
-    model = seeded_init(seed, lambda: RegistrationNet(dim, cfg.integration_steps)).to(dev)
+    model = seeded_init(seed, lambda: RegistrationNet(dim, cfg.integration_steps)).to(run.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     meta = RegistrationMeta(
         similarity=similarity, moving_modality=moving_modality, target_modality=target_modality, dim=dim,
@@ -168,55 +159,51 @@ def train_registration(
         bidirectional=bidirectional, integration_steps=cfg.integration_steps,
         similarity_options=_serialisable(options), dataset=dataset, seed=seed,
         command=command_for(epochs),
-        extra={"batch_size": cfg.batch_size, "world_size": world, "lr": cfg.lr},
+        extra={"batch_size": cfg.batch_size, "world_size": run.world, "lr": cfg.lr},
     )
-    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=world)
-    step, epoch, history, elapsed = 0, 0, [], 0.0
-    if resume:
-        step, epoch, history, elapsed = _restore(out / "last.pt", model, optimizer, settings)
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=run.world)
+    val: list = []  # held-out pairs, loaded by the first validation (rank 0 only validates)
 
-    val = _pair_images(moving_modality, target_modality, "val", dim, prof.name, dataset, root) if rank == 0 else None
+    def validate() -> dict[str, float]:
+        if not val:
+            val.append(_pair_images(moving_modality, target_modality, "val", dim, prof.name, dataset, root))
+        return _validate(model, val[0], cfg.val_items)
+
+    def shorten(reached: int) -> None:  # a time-limited run: now an `--epochs <reached>` run
+        meta.command = command_for(reached)
+
+    trainer = Trainer(
+        name=f"voxelmorph {similarity}", models={"network": model}, optimizers={"adam": optimizer}, keep="network",
+        meta=meta, settings=settings, save=save_network, read=_read,
+        step=_training_step(model, optimizer, images, sims, cfg.batch_size, smooth_weight, run.device),
+        validate=validate, shorten=shorten,
+    )
+    done = run_training(run, trainer, seed, cfg.epochs, steps_per_epoch, stop_after_epochs, progress=progress)
+    return RegistrationTrainResult(checkpoint=out / "network.pt", model=model, steps=done.step, history=done.history)
+
+
+def _training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: dict[str, torch.Tensor],
+                   sims: dict[tuple[str, str], Any], batch_size: int, smooth_weight: float,
+                   dev: torch.device) -> Callable[[torch.Generator, int], dict[str, float]]:
+    """One step of Eq. 6-7: a random batch in a random direction, its moving images moved by the
+    paper's random transforms, ``sim(moving o phi, target) + smooth_weight * ||grad phi||^2``."""
     directions = list(sims)
-    stop_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, epoch + stop_after_epochs)
-    bar = tqdm(total=steps_per_epoch * cfg.epochs, initial=step, desc=f"voxelmorph {similarity}",
-               disable=not progress or rank != 0)
-    while epoch < stop_epoch:
-        model.train()
-        start, losses = time.perf_counter(), []
-        for _ in range(steps_per_epoch):
-            g = step_generator(seed, rank, step)
-            index = torch.randint(0, n_items, (cfg.batch_size,), generator=g)
-            src, dst = directions[int(torch.randint(0, len(directions), (1,), generator=g))]
-            moving_img, target = images[src][index], images[dst][index]
-            shape = tuple(moving_img.shape[2:])
-            moving = warp(moving_img, random_spatial_displacement(shape, cfg.batch_size, generator=g, device=dev))
-            displacement = model(moving, target)
-            loss = sims[(src, dst)](warp(moving, displacement), target) + smooth_weight * gradient_loss(displacement)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        epoch += 1
-        elapsed += time.perf_counter() - start
-        if rank == 0:
-            row = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "seconds": round(elapsed, 1)}
-            row.update(_validate(unwrap(model), val, cfg.val_items))
-            record_epoch(out, save_network, model, optimizer, meta, history, row, step, epoch, elapsed, settings)
-        if world > 1:
-            dist.barrier()
-        if time_is_up(deadline) and epoch < cfg.epochs:
-            cfg, meta.command = replace(cfg, epochs=epoch), command_for(epoch)  # now an `--epochs <epoch>` run
-            break
-    bar.close()
-    final = out / "network.pt"
-    if rank == 0 and epoch >= cfg.epochs:
-        save_network(final, unwrap(model), meta)
-    return RegistrationTrainResult(checkpoint=final, model=unwrap(model), steps=step, history=history)
+    n_items = next(iter(images.values())).shape[0]
+
+    def step(g: torch.Generator, _: int) -> dict[str, float]:
+        index = torch.randint(0, n_items, (batch_size,), generator=g)
+        src, dst = directions[int(torch.randint(0, len(directions), (1,), generator=g))]
+        moving_img, target = images[src][index], images[dst][index]
+        shape = tuple(moving_img.shape[2:])
+        moving = warp(moving_img, random_spatial_displacement(shape, batch_size, generator=g, device=dev))
+        displacement = model(moving, target)
+        loss = sims[(src, dst)](warp(moving, displacement), target) + smooth_weight * gradient_loss(displacement)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"train_loss": float(loss.detach())}
+
+    return step
 
 
 def _resolve_translator(options: dict[str, Any], moving: str, target: str, bidirectional: bool) -> dict[str, Any]:
@@ -290,10 +277,3 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
 # what decides a network's weights besides its budget (RegistrationTraining): resume compares them
 _SETTINGS = ("similarity", "moving_modality", "target_modality", "dim", "size", "profile", "smooth_weight", "seed",
              "bidirectional", "similarity_options", "dataset")
-
-
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, settings: dict[str, Any]):
-    payload, state = resume_state(path, _read, settings)
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["epoch"], list(state["history"]), float(state.get("elapsed", 0.0))

@@ -106,7 +106,7 @@ def _evaluator_for(method: str, moving: str, target: str, dim: int, profile: str
 def _translator_for(kind: str, moving: str, target: str, dim: int, profile: str, work: Path, seed: int,
                     progress: bool, dataset: str = "phantom", root: str | None = None) -> str:
     """The translator a ``translated_mae`` network trains with, trained in ``work`` on ``dataset`` (reused when there)."""
-    from imse_study.baselines.translator import train_translator
+    from imse_study.baselines.train import train_translator
 
     out = work / f"{kind}-{moving}-{target}"
     if not (out / "translator.pt").exists():

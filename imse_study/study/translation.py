@@ -116,7 +116,8 @@ def load_translators(source: str, target: str, dim: int = 2, profile: str = "qui
     profile, ``train=True``, or a missing file in another profile: trained here with that profile.
     The shipped translators are phantom-trained: another ``dataset`` needs the smoke profile or ``train``.
     """
-    from imse_study.baselines.translator import load_translator, train_translator
+    from imse_study.baselines.train import train_translator
+    from imse_study.baselines.translator import load_translator
     from imse_study.evaluator.pretrained import refuse_shipped
     from imse_study.study.zoo import translator_path
 
