@@ -78,6 +78,8 @@ import pandas as pd  # noqa: E402
 from imse_study.data.datasets import dataset_phrase, is_phantom  # noqa: E402
 
 ERROR_CMAP = "RdBu_r"  # signed error maps: blue = other brighter than expected, red = darker
+# the colour bar's label on every signed error map (units and what each sign means, Eq. 5)
+ERROR_BAR_LABEL = "E, image units ([-1, 1] images)\nred > 0: other darker than predicted\nblue < 0: brighter"
 
 
 def _np(x) -> np.ndarray:
@@ -233,11 +235,16 @@ def learning_curves(log: "pd.DataFrame", title: str = "") -> plt.Figure:
     return fig
 
 
-def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0) -> plt.Figure:
+def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0, floor: dict | None = None,
+                     other_modality: str | None = None) -> plt.Figure:
     """One row per case: reference, other image, signed error map E(reference, other) over the other
-    image with label contours, and |E|. ``rows[title] = (reference, other, error, labels)`` (H, W)."""
+    image with label contours, and |E|. ``rows[title] = (reference, other, error, labels)`` (H, W).
+    Colour bars give E and |E| in image units; with the evaluator's ``floor``
+    (:func:`imse_study.evaluator.floor.load_floor`) each |E| panel reads its score against it."""
+    from imse_study.evaluator.floor import foreground_score, verdict
+
     fig, axes = plt.subplots(len(rows), 4, figsize=(11, 2.7 * len(rows)), squeeze=False, layout="constrained")
-    im = None
+    im = magnitude = None
     for r, (title, (reference, other, error, labels)) in enumerate(rows.items()):
         reference, other, error, labels = map(_np, (reference, other, error, labels))
         axes[r, 0].imshow(reference, cmap="gray", vmin=-1, vmax=1)
@@ -246,15 +253,18 @@ def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0) -> plt.Figure:
         im = axes[r, 2].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
         if labels is not None and labels.size:
             _contours(axes[r, 2], labels, colour="#222222", linewidth=0.5)
-        axes[r, 3].imshow(np.abs(error), cmap="magma", vmin=0, vmax=vmax)
-        axes[r, 3].set_xlabel(f"mean |E| {np.abs(error).mean():.3f}", fontsize=8)
+        magnitude = axes[r, 3].imshow(np.abs(error), cmap="magma", vmin=0, vmax=vmax)
+        score = foreground_score(reference, other, error)
+        said = "" if floor is None else f"\n{verdict(score, floor, other_modality)}"
+        axes[r, 3].set_xlabel(f"mean |E| {score:.3f} (foreground){said}", fontsize=8)
         axes[r, 0].set_ylabel(title, fontsize=9)
         for c, name in enumerate(("reference", "other", "E over other + labels", "|E|")):
             if r == 0:
                 axes[r, c].set_title(name, fontsize=10)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="E (signed)", location="right")
+        fig.colorbar(im, ax=axes[:, 2].tolist(), shrink=0.8, label=ERROR_BAR_LABEL, location="bottom")
+        fig.colorbar(magnitude, ax=axes[:, 3].tolist(), shrink=0.8, label="|E|, image units", location="bottom")
     return fig
 
 
@@ -296,7 +306,10 @@ def _overlay_image(reference: np.ndarray, other: np.ndarray, error: np.ndarray |
     axes[1].imshow(other, cmap="gray", vmin=-1, vmax=1)
     parts = ["other"]
     if show_error and error is not None:
-        axes[1].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
+        im = axes[1].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
+        bar = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
+        bar.set_label("E (image units): red other darker, blue brighter", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
         parts.append(f"E (mean |E| {np.abs(error).mean():.3f})")
     if show_labels and labels is not None:
         _contours(axes[1], labels, colour="#ffeb3b", linewidth=0.6)

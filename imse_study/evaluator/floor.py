@@ -140,8 +140,8 @@ def verdict(score: float, floor: dict[str, Any] | None, other_modality: str | No
     """The first words of :func:`reading` (for a figure's caption): its verdict without the figures."""
     if floor is None:
         return NO_FLOOR
-    _, p95, which = _reference_pairs(floor, other_modality)
-    if score <= floor["self_mean"]:
+    mean, p95, which = _reference_pairs(floor, other_modality)
+    if score <= floor["self_mean"] < mean:  # only where an image against itself scores below aligned pairs
         return "as low as an image against itself"
     if score <= p95:
         return f"like {which}"
