@@ -274,16 +274,25 @@ class ErrorMapWidget(_Base):
         self.extend([self.reference, self.other, self.evaluator, self.checkpoint, self.run_button,
                      self.mean_error, self.reading, self.status])
         self.result: dict = {}
+        self._auto: tuple = ()
+        self._pick()
+
+    def _pick(self) -> None:
+        """Defaults: a ct and a t1 layer when there are, else two different layers; remembered, so
+        that later refreshes keep a pair the user chose."""
         _pick_pair(self.reference, self.other, self.viewer, prefer=("ct", "t1"))
+        self._auto = (self.reference.value, self.other.value)
 
     def _input_names(self, widget=None) -> list[str]:
         return input_names(self.viewer)
 
     def _refresh(self, event=None) -> None:
         """New choices when layers come and go; two different layers again if they became one."""
+        chosen = (self.reference.value, self.other.value)
         super()._refresh(event)
-        if self.reference.value is None or self.reference.value == self.other.value:
-            _pick_pair(self.reference, self.other, self.viewer, prefer=("ct", "t1"))
+        now = (self.reference.value, self.other.value)
+        if chosen == self._auto or now[0] is None or now[0] == now[1]:
+            self._pick()
 
     def run(self, *_):
         self._guarded(self._run)
@@ -348,7 +357,8 @@ def show_legend(viewer, layer, lines: list[str]) -> None:
         layer.colorbar.font_size = 10
         layer.colorbar.position = "top_right"
         layer.colorbar.visible = True
-    overlay = viewer.text_overlay
+    canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; viewer.text_overlay before
+    overlay = canvas.overlays["text"] if canvas is not None and "text" in canvas.overlays else viewer.text_overlay
     overlay.text = "\n".join(lines)
     overlay.position = "bottom_left"
     overlay.font_size = 9
