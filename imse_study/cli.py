@@ -159,7 +159,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluators(args: argparse.Namespace) -> int:
-    from imse_study.evaluator.pretrained import evaluator_table
+    from imse_study.evaluator.floor import evaluator_table
 
     print(evaluator_table())
     return 0

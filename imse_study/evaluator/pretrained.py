@@ -61,38 +61,3 @@ def refuse_shipped(dataset: str, what: str = "evaluators", remedy: str | None = 
         remedy = remedy or f"train them on {dataset!r} here (train=True; in a notebook `-p train True`)"
         raise ValueError(f"the shipped {what} were trained on the phantom, not on data set {dataset!r}: {remedy}")
 
-
-def shipped_rows() -> list[dict[str, str]]:
-    """One row per shipped evaluator, read from its ``.json`` (no weights loaded): name, modality,
-    dimension, training spacing, noise, network, training steps and floor."""
-    import json
-
-    from imse_study.evaluator.checkpoint import evaluator_spacing
-    from imse_study.evaluator.floor import floor_summary
-
-    rows = []
-    for name in available_pretrained():
-        data = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())
-        meta = EvaluatorMeta.from_dict(data)
-        spacing = evaluator_spacing(meta)
-        noise = meta.noise + (f" N {meta.n_range[0]}-{meta.n_range[1]}" if meta.noise == "shuffle_remap" and meta.n_range
-                              else "")
-        floor = data.get("floor") if isinstance(data.get("floor"), dict) and "aligned_p95" in data["floor"] else None
-        rows.append({"name": name, "modality": meta.modality, "dim": f"{meta.dim}D",
-                     "spacing mm": "?" if spacing is None else " x ".join(f"{s:g}" for s in spacing),
-                     "noise": noise, "network": f"{meta.arch} w{meta.width} b{meta.n_blocks}", "steps": str(meta.steps),
-                     "floor (mean |E|)": floor_summary(floor)})
-    return rows
-
-
-def evaluator_table() -> str:
-    """The shipped evaluators as a text table (``imse-study evaluators``)."""
-    rows = shipped_rows()
-    if not rows:
-        return "no evaluator is shipped with this installation; train one with `imse-study train-evaluator`"
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
-    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    return "\n".join(lines) + ("\nfloor: mean |E| over the joint foreground of aligned phantom test pairs (95th "
-                               "percentile) and of an image against itself; scores near it mean 'aligned'")
