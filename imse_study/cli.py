@@ -65,7 +65,7 @@ def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) ->
     p.add_argument("--device", help="torch device, e.g. cuda or cpu (default: a GPU when there is one)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop after the epoch in which this many seconds run out; the checkpoint records the "
-                        "epochs reached, so its command reproduces the run")
+                        "epochs reached, so its command reproduces the run (default: no limit)")
 
 
 _RECIPE_FLAGS = ("arch", "lr_schedule", "warmup_steps", "schedule_epochs", "patience", "min_delta", "appearance",
@@ -82,7 +82,8 @@ def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule-epochs", type=int,
                    help="epochs the cosine spans (default: --epochs); a --time-limit stop records it")
     p.add_argument("--patience", type=int,
-                   help="stop after this many epochs without a better validation L1; the best becomes the evaluator")
+                   help="stop after this many epochs without a better validation L1; the best becomes the evaluator "
+                        "(default: no early stop)")
     p.add_argument("--min-delta", type=float, help="how much lower the validation L1 must be to count (default 0)")
     p.add_argument("--appearance", choices=("none", "mild", "strong"),
                    help="randomise the training modality's look: bias field, gamma, blur, resolution, noise "
@@ -154,8 +155,14 @@ def _cmd_register(args: argparse.Namespace) -> int:
             mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
             dim=None if args.dim == "auto" else int(args.dim),
         )
-    print(summary_text(summary))
-    print(f"results in {args.output}: warped.nii.gz, displacement.nii.gz, summary.json")
+    print(summary_text(summary, args.output))
+    return 0
+
+
+def _cmd_evaluators(args: argparse.Namespace) -> int:
+    from imse_study.evaluator.floor import evaluator_table
+
+    print(evaluator_table())
     return 0
 
 
@@ -188,11 +195,16 @@ def _load_pair(args: argparse.Namespace, second: str):
 def _cmd_error_map(args: argparse.Namespace) -> int:
     from imse_study.data.io import save_nifti
     from imse_study.evaluator.apply import error_map_array
+    from imse_study.evaluator.floor import ERROR_UNITS, SIGN_MEANING, foreground_score, load_floor, reading
 
     model, meta, reference, other, affine, spacing = _load_pair(args, "other")
     error = error_map_array(model, reference, other, meta.dim, affine=affine, evaluator_spacing=spacing)
     save_nifti(args.output, error, affine)
-    print(f"mean |E| {np.abs(error).mean():.4f}; error map written to {args.output}")
+    score = foreground_score(reference, other, error)
+    print(f"mean |E| {score:.4f} over the joint foreground ({np.abs(error).mean():.4f} over the whole image): "
+          f"{reading(score, load_floor(args.evaluator), args.other_modality)}")
+    print(f"legend: {ERROR_UNITS}; {SIGN_MEANING}")
+    print(f"error map written to {args.output}")
     return 0
 
 
@@ -303,6 +315,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _shown_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should name the flag's default: a value, not None, a switch or an empty list."""
+    default = action.default
+    return bool(action.option_strings) and not (default is None or isinstance(default, bool)
+                                                or default == argparse.SUPPRESS or default == [])
+
+
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows every flag's default: ``(default: X)`` added unless the help already says it.
+
+    argparse's ArgumentDefaultsHelpFormatter would also print ``(default: None)`` for flags whose
+    absence means "the profile's" or "not given", and repeat defaults the text already names.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if _shown_default(action) and "default" not in text.lower():
+            default = action.default
+            value = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+            text = f"{text} (default: {value})".strip()
+        return text
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every default in ``parser``'s help, flags without a help text included."""
+    parser.formatter_class = _DefaultsHelpFormatter
+    for action in parser._actions:
+        if action.help is None and _shown_default(action):
+            action.help = ""  # the formatter only reads help strings that are not None
+            action.help = _DefaultsHelpFormatter("")._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imse_study.data.appearance import VARIANTS
 
@@ -313,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     debug_help = "show the traceback of an error (by default an error is one line)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("evaluators", help="list the shipped evaluators: modality, dimension, spacing, noise, "
+                                          "network, training steps and floor (mean |E| of aligned test pairs)")
+    p.set_defaults(func=_cmd_evaluators)
 
     p = sub.add_parser("phantom", help="write the bundled multi-modal phantom as NIfTI files")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -334,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", choices=("shuffle_remap", "bezier", "none"), default="shuffle_remap")
     p.add_argument("--n-range", type=int, nargs=2, default=(2, 50), metavar=("MIN", "MAX"),
                    help="Shuffle Remap control points N drawn from [MIN, MAX] (default 2 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (initial weights, data order, noise)")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
     p.add_argument("--overwrite", action="store_true",
@@ -356,12 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluator", help="for imse: a shipped evaluator name or a checkpoint file")
     p.add_argument("--translator", help="for translated_mae: a translator checkpoint (train-translator)")
     p.add_argument("--bidirectional", action="store_true", help="one network for both directions")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (initial weights, data order, noise)")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run that OUT holds (without it, a folder with a run is refused)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     _add_budget_flags(p)
     p.set_defaults(func=_cmd_train_registration)
 
@@ -375,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-modality", default="mr", help="modality of TARGET (default mr)")
     p.add_argument("--moving-labels", type=Path, help="label map of MOVING: warped too")
     p.add_argument("--target-labels", type=Path, help="label map of TARGET: Dice before/after")
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--iterations", type=int, default=200,
+                   help="optimiser steps in all (multires: over the affine stage and 3 levels)")
     p.add_argument("--mode", choices=("multires", "paper"), default="multires",
                    help="multires (affine, then a coarse-to-fine field; default) or the paper's single-level field")
     p.add_argument("--smooth-weight", type=float, help="weight of the smoothness term (default 5)")
@@ -399,8 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate SOURCE into the reference's contrast: ref - E(ref, source)")
     _evaluator_inputs(p, "source", "NIfTI image to translate (resampled onto the reference's grid if needed)")
     p.set_defaults(func=_cmd_translate)
-    for p in sub.choices.values():  # --debug also after the command's name
+    for p in sub.choices.values():  # --debug also after the command's name; every default in --help
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+        _show_defaults(p)
     return parser
 
 

@@ -77,6 +77,8 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
 # Helpers for figures here and in the study's modules
 
 ERROR_CMAP = "RdBu_r"  # signed error maps: blue = other brighter than expected, red = darker
+# the colour bar's label on every signed error map (units and what each sign means, Eq. 5)
+ERROR_BAR_LABEL = "E, image units ([-1, 1] images)\nred > 0: other darker than predicted\nblue < 0: brighter"
 
 
 def _np(x) -> np.ndarray:
@@ -222,7 +224,10 @@ def _overlay_image(reference: np.ndarray, other: np.ndarray, error: np.ndarray |
     axes[1].imshow(other, cmap="gray", vmin=-1, vmax=1)
     parts = ["other"]
     if show_error and error is not None:
-        axes[1].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
+        im = axes[1].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
+        bar = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
+        bar.set_label("E (image units): red other darker, blue brighter", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
         parts.append(f"E (mean |E| {np.abs(error).mean():.3f})")
     if show_labels and labels is not None:
         _contours(axes[1], labels, colour="#ffeb3b", linewidth=0.6)

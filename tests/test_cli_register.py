@@ -35,7 +35,9 @@ def _tiny_evaluator(path):
 
 
 def _mean_error(text: str) -> float:
-    return float(re.search(r"mean \|E\| ([0-9.]+)", text).group(1))
+    """The whole-image mean |E| that ``error-map`` prints beside the foreground one."""
+    return float(re.search(r"mean \|E\| [0-9.]+ over the joint foreground \(([0-9.]+) over the whole image\)",
+                           text).group(1))
 
 
 def test_register_command_writes_results_and_dice(tmp_path, ph):

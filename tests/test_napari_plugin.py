@@ -14,6 +14,7 @@ npe2 = pytest.importorskip("npe2")
 
 from imse_study.data.io import load_labels, load_nifti, save_nifti  # noqa: E402  (after the importorskip of napari)
 from imse_study.evaluator.apply import error_map_array, translate_array  # noqa: E402  (after the importorskip of napari)
+from imse_study.evaluator.floor import foreground_score  # noqa: E402  (after the importorskip of napari)
 from imse_study.evaluator.pretrained import available_pretrained, load_any  # noqa: E402  (after the importorskip of napari)
 from imse_study.napari._common import default_affine  # noqa: E402  (after the importorskip of napari)
 
@@ -132,7 +133,14 @@ def test_error_map_widget_2d_and_3d(viewer):
     lo, hi = layer.contrast_limits
     assert lo == pytest.approx(-hi) and hi > 0  # centred at zero
     assert layer.blending == "translucent"
-    assert float(widget.mean_error.value) == pytest.approx(np.abs(expected).mean(), abs=1e-4)
+    assert widget.result["mean_abs_error"] == pytest.approx(np.abs(expected).mean(), abs=1e-4)
+    ct, t1 = (viewer.layers[n].data for n in ("phantom ct", "phantom t1"))  # in [-1, 1] already
+    assert float(widget.mean_error.value) == pytest.approx(foreground_score(ct, t1, expected), abs=1e-4)
+    assert widget.reading.value.startswith("like aligned") and "95 % below" in widget.reading.value
+    # the legend: the layer's colour bar and a text overlay with units, signs and the reading
+    text = viewer.canvas.overlays["text"]
+    assert layer.colorbar.visible and text.visible
+    assert "image units" in text.text and "red, E > 0" in text.text and "like aligned" in text.text
     # aligned pair: much smaller error than the same pair misaligned by a shift
     viewer.add_image(np.roll(viewer.layers["phantom t1"].data, 6, axis=1), name="shifted t1",
                      scale=viewer.layers["phantom t1"].scale)
@@ -154,6 +162,21 @@ def test_error_map_widget_2d_and_3d(viewer):
     for k in (0, 15):
         expected_k = error_map_array(model, ct[k], t1[k], 2, affine=in_plane, evaluator_spacing=(2.0, 2.0))
         np.testing.assert_allclose(error[k], expected_k, atol=1e-5)
+
+
+def test_error_map_widget_picks_two_inputs_after_layers_load_and_never_its_outputs(viewer):
+    _needs_evaluator("phantom-ct-2d")
+    widget = _dock(viewer, "Error map")  # opened on an empty viewer, as a user may
+    _sample(viewer, "phantom-2d")
+    assert widget.reference.value == "phantom ct" and widget.other.value == "phantom t1"
+    widget.run()
+    _dock(viewer, "Translate").run()
+    outputs = {"IMSE error", *(n.name for n in viewer.layers if "translated" in n.name)}
+    assert len(outputs) == 2
+    choices = set(widget.reference.choices) | set(widget.other.choices)
+    assert not choices & outputs and "phantom t2" in choices
+    viewer.layers.remove("phantom t1")  # the other input goes: a different layer takes its place
+    assert widget.other.value in choices - {"phantom t1"} and widget.reference.value != widget.other.value
 
 
 def test_translate_widget(viewer):

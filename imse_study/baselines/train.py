@@ -237,7 +237,7 @@ def add_translator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (last.pt, log.csv, translator.pt)")
     parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--weight", type=_parse_weight, action="append", default=[], metavar="NAME=VALUE",
                         help="override a loss weight (cyclegan: adv, cycle, identity; reggan: adv, corr, smooth)")
     parser.add_argument("--dataset", default="phantom")

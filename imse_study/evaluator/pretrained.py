@@ -60,3 +60,4 @@ def refuse_shipped(dataset: str, what: str = "evaluators", remedy: str | None = 
     if not is_phantom(dataset):
         remedy = remedy or f"train them on {dataset!r} here (train=True; in a notebook `-p train True`)"
         raise ValueError(f"the shipped {what} were trained on the phantom, not on data set {dataset!r}: {remedy}")
+

@@ -40,6 +40,7 @@ from imse_study.data.phantom import MODALITIES
 from imse_study.modalities import EVALUATOR_PREFERENCE
 from imse_study.evaluator.apply import error_map_array, to_unit_range, translate_array
 from imse_study.evaluator.checkpoint import evaluator_spacing
+from imse_study.evaluator.floor import foreground_score, load_floor, reading, verdict
 from imse_study.evaluator.pretrained import available_pretrained, load_any
 from imse_study.napari._common import infer_modality, layer_affine
 
@@ -49,6 +50,7 @@ NONE = "(none)"
 SIMILARITIES = ("imse", "imse_robust", "mi", "ncc", "mind")
 MIN_ITERATIONS = 4  # optimise_field's multires mode needs a step per stage (affine + 3 levels)
 ERROR_LAYER = "IMSE error"
+OUTPUT_KEY = "imse_study_output"  # in the metadata of the layers the widgets make: never offered as inputs
 # Blue (negative) -> transparent (zero) -> red (positive): centred at zero by symmetric contrast
 # limits, and blended over the reference (translucent blending shows it where the error is small).
 # Opacity grows with |E|, the hue stays pure, so the reference shows through untinted near zero.
@@ -58,6 +60,7 @@ ERROR_COLORMAP = Colormap(
 )
 
 _MODELS: dict[str, tuple] = {}
+_MODEL_KEYS: dict[str, str] = {}  # the label a widget shows -> the evaluator's name or file (its floor)
 
 
 class InputError(ValueError):
@@ -194,6 +197,7 @@ def load_evaluator(choice: str, checkpoint: str | Path | None, wanted: list[str 
         model.eval()
         _MODELS[key] = (model, meta)
     model, meta = _MODELS[key]
+    _MODEL_KEYS[Path(key).name] = key
     return model, meta, Path(key).name
 
 
@@ -249,25 +253,47 @@ class _Base(Container):
 
 
 class ErrorMapWidget(_Base):
-    """Reference + other + evaluator -> the layer "IMSE error" (E(reference, other)) and mean |E|."""
+    """Reference + other + evaluator -> the layer "IMSE error" (E(reference, other)) with its colour bar,
+    a legend (units, signs) and mean |E| over the joint foreground read against the evaluator's floor."""
 
     title = "Error map"
 
     def __init__(self, napari_viewer) -> None:
         super().__init__(napari_viewer)
-        self.reference = ComboBox(label="reference", choices=self._image_names,
+        self.reference = ComboBox(label="reference", choices=self._input_names,
                                   tooltip="image in the evaluator's modality (the evaluator's channel 0)")
-        self.other = ComboBox(label="other", choices=self._image_names, tooltip="image of any other modality")
+        self.other = ComboBox(label="other", choices=self._input_names, tooltip="image of any other modality")
         self.evaluator = ComboBox(label="evaluator", choices=self._evaluator_choices,
                                   tooltip="'auto': the shipped evaluator of the reference's modality")
         self.checkpoint = FileEdit(label="checkpoint", filter="*.pt", mode="r")
         self.run_button = PushButton(text="Compute error map")
         self.mean_error = Label(value="", label="mean |E|")
+        self.mean_error.tooltip = "mean |E| over the joint foreground (either image above -0.9 in [-1, 1])"
+        self.reading = Label(value="", label="reading")
+        self.reading.native.setWordWrap(True)
         self.run_button.changed.connect(self.run)
         self.extend([self.reference, self.other, self.evaluator, self.checkpoint, self.run_button,
-                     self.mean_error, self.status])
+                     self.mean_error, self.reading, self.status])
         self.result: dict = {}
+        self._auto: tuple = ()
+        self._pick()
+
+    def _pick(self) -> None:
+        """Defaults: a ct and a t1 layer when there are, else two different layers; remembered, so
+        that later refreshes keep a pair the user chose."""
         _pick_pair(self.reference, self.other, self.viewer, prefer=EVALUATOR_PREFERENCE)
+        self._auto = (self.reference.value, self.other.value)
+
+    def _input_names(self, widget=None) -> list[str]:
+        return input_names(self.viewer)
+
+    def _refresh(self, event=None) -> None:
+        """New choices when layers come and go; two different layers again if they became one."""
+        chosen = (self.reference.value, self.other.value)
+        super()._refresh(event)
+        now = (self.reference.value, self.other.value)
+        if chosen == self._auto or now[0] is None or now[0] == now[1]:
+            self._pick()
 
     def run(self, *_):
         self._guarded(self._run)
@@ -282,26 +308,70 @@ class ErrorMapWidget(_Base):
             show_info(f"imse-study: {ref_layer.name!r} looks like {ref_mod}, but the evaluator {name} was trained on "
                       f"{meta.modality}; its reference should be a {meta.modality} image")
         other = on_grid(oth_layer, ref_layer)
+        oth_mod = _modality(AUTO, oth_layer) or "mr"
         ref = to_unit_range(np.asarray(ref_layer.data), meta.modality, name=repr(ref_layer.name))
-        oth = to_unit_range(other, _modality(AUTO, oth_layer) or "mr", name=repr(oth_layer.name))
+        oth = to_unit_range(other, oth_mod, name=repr(oth_layer.name))
         start = time.perf_counter()
         error = _apply(error_map_array, model, meta, ref_layer, ref, oth).astype(np.float32)
         mean_abs = float(np.abs(error).mean())
-        limit = float(np.percentile(np.abs(error), 99.5)) or float(np.abs(error).max()) or 1e-3
+        score = foreground_score(ref, oth, error)
+        floor = load_floor(_MODEL_KEYS.get(name, name))
+        said = reading(score, floor, oth_mod)
+        limit = nice_limit(float(np.percentile(np.abs(error), 99.5)) or float(np.abs(error).max()))
         kwargs = {"colormap": ERROR_COLORMAP, "contrast_limits": (-limit, limit), "blending": "translucent",
                   "opacity": 0.9, "scale": ref_layer.scale, "translate": ref_layer.translate,
-                  "metadata": {"mean_abs_error": mean_abs, "evaluator": name, "reference": ref_layer.name,
-                               "other": oth_layer.name}}
+                  "metadata": {"mean_abs_error": mean_abs, "foreground_mean_abs_error": score, "reading": said,
+                               "evaluator": name, "reference": ref_layer.name, "other": oth_layer.name,
+                               OUTPUT_KEY: "error map"}}
         layer = put_layer(self.viewer, ERROR_LAYER, "image", error, **kwargs)
         here, ref_index = self.viewer.layers.index(layer), self.viewer.layers.index(ref_layer)
         if here != ref_index + 1:  # just above the reference
             self.viewer.layers.move(here, ref_index + 1 if here > ref_index else ref_index)
         ref_layer.visible = True
-        self.mean_error.value = f"{mean_abs:.4f}"
-        self.result = {"error": error, "mean_abs_error": mean_abs, "evaluator": name}
-        self._say(f"E({ref_layer.name}, {oth_layer.name}) with {name}: mean |E| = {mean_abs:.4f} "
-                  f"({time.perf_counter() - start:.2f} s)")
+        show_legend(self.viewer, layer, [
+            f"E({ref_layer.name}, {oth_layer.name}) by {name}",
+            "colour bar: E in image units (images in [-1, 1])",
+            "E = reference - other as if in the reference's contrast",
+            "red, E > 0: other darker than predicted; blue, E < 0: brighter",
+            f"mean |E| {score:.3f} in the joint foreground: {verdict(score, floor, oth_mod)}"])
+        self.mean_error.value = f"{score:.4f}"
+        self.reading.value = said
+        self.result = {"error": error, "mean_abs_error": mean_abs, "score": score, "reading": said,
+                       "evaluator": name}
+        self._say(f"E({ref_layer.name}, {oth_layer.name}) with {name}: mean |E| = {score:.4f} in the joint "
+                  f"foreground, {said} ({time.perf_counter() - start:.2f} s)")
         return layer
+
+
+def input_names(viewer) -> list[str]:
+    """The image layers a user may feed to a widget: all but the widgets' own outputs (error maps,
+    translations), which are results, not images of a modality."""
+    return [layer.name for layer in viewer.layers
+            if isinstance(layer, Image) and not (layer.metadata or {}).get(OUTPUT_KEY) and layer.name != ERROR_LAYER]
+
+
+def show_legend(viewer, layer, lines: list[str]) -> None:
+    """The error map's legend in the canvas: the layer's colour bar (E in image units) and a text
+    overlay (``lines``: what was compared, what each sign means, the reading of the score)."""
+    if hasattr(layer, "colorbar"):  # napari >= 0.6 draws a colour bar per layer
+        layer.colorbar.size = (20, 260)
+        layer.colorbar.font_size = 10
+        layer.colorbar.position = "top_right"
+        layer.colorbar.visible = True
+    canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; viewer.text_overlay before
+    overlay = canvas.overlays["text"] if canvas is not None and "text" in canvas.overlays else viewer.text_overlay
+    overlay.text = "\n".join(lines)
+    overlay.position = "bottom_left"
+    overlay.font_size = 9
+    overlay.color = "white"
+    overlay.visible = True
+
+
+def nice_limit(value: float) -> float:
+    """A symmetric colour limit rounded up to a round number (0.05 steps up to 1), so that the colour
+    bar's end ticks read as plain numbers."""
+    step = 0.05 if value <= 1 else 0.25
+    return float(max(step, np.ceil(value / step - 1e-9) * step))
 
 
 class TranslateWidget(_Base):
@@ -311,9 +381,10 @@ class TranslateWidget(_Base):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__(napari_viewer)
-        self.reference = ComboBox(label="reference", choices=self._image_names,
+        self.reference = ComboBox(label="reference", choices=lambda _=None: input_names(self.viewer),
                                   tooltip="image in the evaluator's modality: gives the contrast")
-        self.source = ComboBox(label="source", choices=self._image_names, tooltip="image to translate")
+        self.source = ComboBox(label="source", choices=lambda _=None: input_names(self.viewer),
+                               tooltip="image to translate")
         self.evaluator = ComboBox(label="evaluator", choices=self._evaluator_choices)
         self.checkpoint = FileEdit(label="checkpoint", filter="*.pt", mode="r")
         self.run_button = PushButton(text="Translate")
@@ -338,7 +409,7 @@ class TranslateWidget(_Base):
         layer_name = f"{src_layer.name} translated to {meta.modality}"
         layer = put_layer(self.viewer, layer_name, "image", out, colormap="gray", contrast_limits=(-1.0, 1.0),
                           scale=ref_layer.scale, translate=ref_layer.translate,
-                          metadata={"modality": meta.modality, "evaluator": name})
+                          metadata={"modality": meta.modality, "evaluator": name, OUTPUT_KEY: "translation"})
         self.result = {"translated": out, "evaluator": name}
         self._say(f"{src_layer.name} translated into {meta.modality} with {name}")
         return layer

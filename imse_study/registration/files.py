@@ -17,7 +17,6 @@ trained at: the images are resampled to it (in-plane for 2D) and the displacemen
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -210,19 +209,40 @@ def register_files(
             summary["dice_before"] = dice(labels, truth)["mean"]
             summary["dice_after"] = dice(moved.numpy().round().astype(truth.dtype), truth)["mean"]
     summary["notes"] = notes
+    summary["files"] = sorted(p.name for p in out.iterdir() if p.name.endswith(".nii.gz")) + ["summary.json"]
     atomic_write_json(summary, out / "summary.json")
     return summary
 
 
-def summary_text(summary: dict[str, Any]) -> str:
-    """What the terminal shows: how the pair was registered (2D or 3D, and why), resampling, Dice."""
-    lines = [f"registered in {summary['registration']}"]
-    lines += summary.get("notes", [])
+_FILE_MEANING = {
+    "warped.nii.gz": "the moving image on the target grid, in [-1, 1]",
+    "displacement.nii.gz": "the displacement, voxels of the target grid (last axis: component per array axis)",
+    "warped_labels.nii.gz": "the moving labels warped (nearest neighbour)",
+    "summary.json": "settings, seconds, Dice and notes",
+}
+
+
+def summary_text(summary: dict[str, Any], folder: str | Path | None = None) -> str:
+    """What the terminal shows: how the pair was registered (2D or 3D, and why), with what, how long,
+    the resampling notes, Dice before -> after (mean over labels) and every file written in ``folder``."""
+    settings = f"{summary['mode']}, {summary['iterations']} iterations"
+    if summary.get("evaluator"):
+        settings = f"evaluator {summary['evaluator']}, " + settings
+    lines = [f"registered with {summary['similarity']} ({settings}) in {summary['registration']}: "
+             f"{summary['seconds']:.1f} s"]
     if summary.get("working_spacing_mm"):
-        lines.append("at the evaluator's training spacing "
+        lines.append("  at the evaluator's training spacing "
                      + " x ".join(f"{s:.3g}" for s in summary["working_spacing_mm"]) + " mm")
-    text = f"with {summary['similarity']} in {summary['seconds']:.1f} s"
+    lines += [f"  note: {note}" for note in summary.get("notes", [])]
     if "dice_after" in summary:
-        text += f"; Dice {summary['dice_before']:.3f} -> {summary['dice_after']:.3f}"
-    lines.append(text + " " + json.dumps({k: summary[k] for k in ("mode", "iterations", "dim", "slicewise")}))
+        lines.append(f"Dice (mean over labels) {summary['dice_before']:.3f} -> {summary['dice_after']:.3f} "
+                     f"({summary['dice_after'] - summary['dice_before']:+.3f})")
+    else:
+        need = "--target-labels" if "warped_labels.nii.gz" in summary.get("files", []) else "--moving-labels and --target-labels"
+        lines.append(f"Dice: not measured (give {need})")
+    files = summary.get("files") or []
+    if files:
+        lines.append("files written" + (f" in {folder}:" if folder is not None else ":"))
+        width = max(len(name) for name in files)
+        lines += [f"  {name.ljust(width)}  {_FILE_MEANING.get(name, '')}".rstrip() for name in files]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from imse_study.viz import ERROR_CMAP, _np, _off
+from imse_study.viz import ERROR_BAR_LABEL, ERROR_CMAP, _np, _off
 
 __all__ = ["figure6", "figure7", "figure8", "strength_dice_plot", "table5_items_plot"]
 
@@ -44,9 +44,10 @@ def figure6(source, truth, outputs: dict[str, tuple], gans: dict[str, object] | 
     for c, (title, img, cmap) in enumerate(top):
         axes[0, c].imshow(img, cmap=cmap, vmin=-1, vmax=1)
         axes[0, c].set_title(title, fontsize=9)
+    signed = None
     for r, (name, (x, e, t)) in enumerate(outputs.items(), start=1):
         axes[r, 0].imshow(_np(x), cmap="gray", vmin=-1, vmax=1)
-        axes[r, 1].imshow(_np(e), cmap=ERROR_CMAP, vmin=-vmax * 2, vmax=vmax * 2)
+        signed = axes[r, 1].imshow(_np(e), cmap=ERROR_CMAP, vmin=-vmax * 2, vmax=vmax * 2)
         axes[r, 2].imshow(_np(t), cmap="gray", vmin=-1, vmax=1)
         axes[r, 0].set_ylabel(name, fontsize=8)
         if r == 1:
@@ -56,6 +57,8 @@ def figure6(source, truth, outputs: dict[str, tuple], gans: dict[str, object] | 
         _off(ax)
         if not ax.images:
             ax.set_visible(False)
+    if signed is not None:
+        fig.colorbar(signed, ax=axes[1:, 1].tolist(), shrink=0.8, label=ERROR_BAR_LABEL, location="bottom")
     return fig
 
 
@@ -102,7 +105,7 @@ def figure7(cases: dict[str, dict], vmax: float | None = None, contour_labels: t
         for ax in axes[r]:
             ax.set_xticks([]), ax.set_yticks([])
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, label="absolute error")
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, label="absolute error, image units ([-1, 1] images)")
     return fig
 
 

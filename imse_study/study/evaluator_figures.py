@@ -15,7 +15,7 @@ import pandas as pd
 from imse_study.data.datasets import dataset_phrase, is_phantom
 from imse_study.modalities import T1T2, pair
 from imse_study.study.translation import METHOD_NAMES, table5_comparison
-from imse_study.viz import ERROR_CMAP, _contours, _np, _visible, slice_viewer
+from imse_study.viz import ERROR_BAR_LABEL, ERROR_CMAP, _contours, _np, _visible, slice_viewer
 
 __all__ = [
     "error_map_figure",
@@ -52,11 +52,16 @@ def learning_curves(log: "pd.DataFrame", title: str = "") -> plt.Figure:
     return fig
 
 
-def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0) -> plt.Figure:
+def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0, floor: dict | None = None,
+                     other_modality: str | None = None) -> plt.Figure:
     """One row per case: reference, other image, signed error map E(reference, other) over the other
-    image with label contours, and |E|. ``rows[title] = (reference, other, error, labels)`` (H, W)."""
+    image with label contours, and |E|. ``rows[title] = (reference, other, error, labels)`` (H, W).
+    Colour bars give E and |E| in image units; with the evaluator's ``floor``
+    (:func:`imse_study.evaluator.floor.load_floor`) each |E| panel reads its score against it."""
+    from imse_study.evaluator.floor import foreground_score, verdict
+
     fig, axes = plt.subplots(len(rows), 4, figsize=(11, 2.7 * len(rows)), squeeze=False, layout="constrained")
-    im = None
+    im = magnitude = None
     for r, (title, (reference, other, error, labels)) in enumerate(rows.items()):
         reference, other, error, labels = map(_np, (reference, other, error, labels))
         axes[r, 0].imshow(reference, cmap="gray", vmin=-1, vmax=1)
@@ -65,17 +70,19 @@ def error_map_figure(rows: dict[str, tuple], vmax: float = 1.0) -> plt.Figure:
         im = axes[r, 2].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
         if labels is not None and labels.size:
             _contours(axes[r, 2], labels, colour="#222222", linewidth=0.5)
-        axes[r, 3].imshow(np.abs(error), cmap="magma", vmin=0, vmax=vmax)
-        axes[r, 3].set_xlabel(f"mean |E| {np.abs(error).mean():.3f}", fontsize=8)
+        magnitude = axes[r, 3].imshow(np.abs(error), cmap="magma", vmin=0, vmax=vmax)
+        score = foreground_score(reference, other, error)
+        said = "" if floor is None else f"\n{verdict(score, floor, other_modality)}"
+        axes[r, 3].set_xlabel(f"mean |E| {score:.3f} (foreground){said}", fontsize=8)
         axes[r, 0].set_ylabel(title, fontsize=9)
         for c, name in enumerate(("reference", "other", "E over other + labels", "|E|")):
             if r == 0:
                 axes[r, c].set_title(name, fontsize=10)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="E (signed)", location="right")
+        fig.colorbar(im, ax=axes[:, 2].tolist(), shrink=0.8, label=ERROR_BAR_LABEL, location="bottom")
+        fig.colorbar(magnitude, ax=axes[:, 3].tolist(), shrink=0.8, label="|E|, image units", location="bottom")
     return fig
-
 
 def score_distributions(scores: "pd.DataFrame") -> plt.Figure:
     """Mean |E| per pair, aligned against misaligned, one panel per other modality (``scores`` has
