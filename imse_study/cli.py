@@ -69,7 +69,7 @@ def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) ->
 
 
 _RECIPE_FLAGS = ("arch", "lr_schedule", "warmup_steps", "schedule_epochs", "patience", "min_delta", "appearance",
-                 "precision")
+                 "precision", "aligned_fraction", "init_weights")
 
 
 def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -90,6 +90,11 @@ def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
                         "(default none)")
     p.add_argument("--precision", choices=("float32", "bfloat16"),
                    help="float32 (default) or bfloat16 autocast of the training forward pass")
+    p.add_argument("--aligned-fraction", type=float,
+                   help="share of training pairs anchored at the truth: an unresampled reference and the other "
+                        "image moved a little or not at all (default 0, the paper's pairs)")
+    p.add_argument("--init-weights", metavar="CHECKPOINT",
+                   help="start from this evaluator's weights (fine-tuning; same --arch and --width)")
     p.add_argument("--phantom-version", type=int, help="generation of the bundled phantom (default: the loader's)")
 
 

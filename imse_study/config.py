@@ -56,6 +56,8 @@ class EvaluatorTraining:
     min_delta: float = 0.0  # how much lower the validation L1 must be to count as better
     appearance: str = "none"  # reference-modality appearance changes: "none", "mild" or "strong"
     precision: str = "float32"  # "float32" or "bfloat16" (autocast of the training forward pass)
+    aligned_fraction: float = 0.0  # share of Eq. 5 pairs anchored at the truth (evaluator.objective.anchor_at_truth)
+    init_weights: str | None = None  # start from this evaluator checkpoint's weights (fine-tuning)
 
 
 @dataclass(frozen=True)

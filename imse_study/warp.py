@@ -1,6 +1,6 @@
 """The one ``warp()`` of the package: resample an image through a dense displacement field.
 
-Convention (``DESIGN.md``, the same as MONAI's ``monai.networks.blocks.Warp``): an image is
+Convention (``docs/architecture.md``, the same as MONAI's ``monai.networks.blocks.Warp``): an image is
 ``(B, C, H, W)`` or ``(B, C, D, H, W)``; a displacement field is ``(B, ndim, *spatial)`` in VOXELS,
 channel ``i`` being the displacement along spatial axis ``i`` (axis 0 = first spatial axis). The warped
 image samples the input at the displaced position::

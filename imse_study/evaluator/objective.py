@@ -17,9 +17,26 @@ from imse_study.augment.intensity import AppearanceRange, acquisition_noise, ran
 from imse_study.warp import warp
 
 
+def anchor_at_truth(d1: torch.Tensor, d2: torch.Tensor, fraction: float,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchor ``fraction`` of a batch of Eq. 5 displacements at the truth, as a registration meets it.
+
+    The paper's pairs are two independent random warps of one image, so the evaluator never sees an
+    aligned pair nor an unresampled reference, and its minimum can sit off the truth (a registration
+    started AT the truth walks away from it). An anchored item gets ``d2 = 0`` (the reference is the
+    image itself, as a registration's target) and ``d1`` scaled by ``u**2`` with ``u`` uniform in
+    [0, 1], a quarter of them by 0 (an exactly aligned pair, label 0).
+    """
+    batch = d1.shape[0]
+    draws = torch.rand(3, batch, generator=generator, device=generator.device).to(d1.device)
+    anchored = (draws[0] < fraction).view(-1, *[1] * (d1.dim() - 1))
+    scale = torch.where(draws[2] < 0.25, torch.zeros_like(draws[1]), draws[1] ** 2).view_as(anchored)
+    return torch.where(anchored, d1 * scale, d1), torch.where(anchored, torch.zeros_like(d2), d2)
+
+
 def make_training_pair(
     x: torch.Tensor, noise: str, n_range: tuple[int, int], generator: torch.Generator,
-    appearance: AppearanceRange | None = None,
+    appearance: AppearanceRange | None = None, aligned_fraction: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5's input and label from a batch x (B, 1, *S): ``((x2, noise(x1)), x2 - x1)``.
 
@@ -30,12 +47,18 @@ def make_training_pair(
     noise (the other channel after its remap), and the label stays the noise-free x2 - x1: noise is
     not misalignment, so an aligned pair's label stays 0. Without ``appearance`` nothing else is
     drawn from ``generator`` (the paper's pairs, unchanged).
+
+    ``aligned_fraction`` (beyond the paper, :func:`anchor_at_truth`): that share of the batch, on
+    average, is anchored at the truth as a registration sees it. 0 draws nothing more.
     """
     if appearance is not None:
         x = randomise_appearance(x, appearance, generator)
     shape, batch = tuple(x.shape[2:]), x.shape[0]
-    x1 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
-    x2 = warp(x, random_spatial_displacement(shape, batch, generator=generator, device=x.device))
+    d1 = random_spatial_displacement(shape, batch, generator=generator, device=x.device)
+    d2 = random_spatial_displacement(shape, batch, generator=generator, device=x.device)
+    if aligned_fraction > 0:
+        d1, d2 = anchor_at_truth(d1, d2, aligned_fraction, generator)
+    x1, x2 = warp(x, d1), warp(x, d2)
     label = x2 - x1
     if noise == "shuffle_remap":
         noisy = shuffle_remap(x1.clamp(-1, 1), n_range=n_range, generator=generator)

@@ -119,6 +119,19 @@ def load_images_and_spacing(
 # Validation
 
 
+@torch.no_grad()
+def aligned_floor(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, batch: int = 8) -> float:
+    """Mean |E| over the joint foreground of ALIGNED, unresampled pairs: what a registration sees at the
+    truth (near 0 for an evaluator whose minimum is there)."""
+    total, count = 0.0, 0.0
+    for i in range(0, reference.shape[0], batch):
+        x, y = reference[i:i + batch], other[i:i + batch]
+        mask = (foreground_mask(x) | foreground_mask(y)).float()
+        total += float((model(torch.cat([x, y], 1)).abs() * mask).sum())
+        count += float(mask.sum())
+    return total / max(count, 1.0)
+
+
 def ranking_auc(model: nn.Module, reference: torch.Tensor, other: torch.Tensor, seed: int = _VALIDATION_SEED,
                 batch: int = 8) -> float:
     """ROC AUC of mean |E| separating misaligned from aligned pairs (1 = perfect ranking).
@@ -227,6 +240,8 @@ def train_evaluator(
     schedule_steps = steps_per_epoch * (cfg.schedule_epochs or cfg.epochs)
 
     model = seeded_init(seed, lambda: build_evaluator(dim, cfg.width, cfg.n_blocks, cfg.arch)).to(run.device)
+    if cfg.init_weights and not resume:
+        start_from(model, cfg.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     meta = EvaluatorMeta(
         modality=modality, dim=dim, size=tuple(train.shape[2:]), width=cfg.width, n_blocks=model.n_blocks,
@@ -240,12 +255,15 @@ def train_evaluator(
     settings = run_settings(meta, _SETTINGS, cfg, steps_per_epoch=steps_per_epoch, world_size=run.world,
                             schedule_steps=schedule_steps if cfg.lr_schedule != "constant" else None,
                             phantom_version=phantom_version)
+    for key, default in _ADDED_LATER.items():  # runs recorded before these settings existed still resume
+        if settings.get(key) == default:
+            settings.pop(key)
     val: list = []  # held-out images, loaded by the first validation (rank 0 only validates)
 
     def validate() -> dict[str, float]:
         if not val:
             val.append(_validation_data(modality, dim, profile, dataset, root, cfg.val_items, phantom_version))
-        return _validate(model, val[0], noise, n_range, appearance)
+        return _validate(model, val[0], noise, n_range, appearance, floor=cfg.aligned_fraction > 0)
 
     def shorten(reached: int) -> None:  # a time-limited run: now an `--epochs <reached>` run
         span = {"schedule_epochs": cfg.schedule_epochs or cfg.epochs} if cfg.lr_schedule != "constant" else {}
@@ -270,7 +288,7 @@ def _training_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: to
     """One step of Eq. 5: a random batch of ``train``, its training pair, one Adam update."""
     def step(g: torch.Generator, _: int) -> dict[str, float]:
         index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
-        inputs, label = make_training_pair(train[index], noise, n_range, g, appearance)
+        inputs, label = make_training_pair(train[index], noise, n_range, g, appearance, cfg.aligned_fraction)
         with _autocast(cfg.precision, dev):
             prediction = model(inputs)
         loss = evaluator_objective(prediction, label)
@@ -303,11 +321,27 @@ def check_recipe(cfg: EvaluatorTraining) -> None:
         raise ValueError(f"patience must be at least 1 epoch, not {cfg.patience}")
     if not cfg.min_delta >= 0:
         raise ValueError(f"min_delta must be 0 or more, not {cfg.min_delta}")
+    if not 0 <= cfg.aligned_fraction <= 1:
+        raise ValueError(f"aligned_fraction must be between 0 and 1, not {cfg.aligned_fraction}")
+    if cfg.init_weights is not None and not Path(cfg.init_weights).is_file():
+        raise ValueError(f"--init-weights {cfg.init_weights}: no such evaluator checkpoint")
+
+
+def start_from(model: nn.Module, path: str | Path) -> None:
+    """Load an evaluator checkpoint's weights into ``model`` (fine-tuning); the networks must match."""
+    payload = read_checkpoint(path)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError:
+        saved = EvaluatorMeta.from_dict(payload["meta"])
+        raise ValueError(f"--init-weights {path}: its network ({saved.arch}, width {saved.width}) is not the one "
+                         "being trained; give the same --arch and --width") from None
 
 
 def recipe_record(cfg: EvaluatorTraining, schedule_steps: int, phantom_version: int | None) -> dict[str, Any]:
     """The opt-in recipe settings as the metadata records them (``schedule_steps``: the cosine's span)."""
     return {"lr_schedule": cfg.lr_schedule, "warmup_steps": cfg.warmup_steps,
+            "aligned_fraction": cfg.aligned_fraction, "init_weights": cfg.init_weights,
             "schedule_steps": schedule_steps if cfg.lr_schedule != "constant" else None,
             "patience": cfg.patience, "min_delta": cfg.min_delta, "precision": cfg.precision,
             "phantom_version": phantom_version}
@@ -344,6 +378,10 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
     return shlex.join(args)
 
 
+# recipe fields added after runs were first recorded: left out of a run's settings at these values, so
+# that earlier runs resume
+_ADDED_LATER = {"aligned_fraction": 0.0, "init_weights": None}
+
 # what decides an evaluator's weights besides its budget (EvaluatorTraining): resume compares them
 _SETTINGS = ("modality", "dim", "size", "noise", "n_range", "profile", "seed", "dataset", "arch", "appearance")
 
@@ -358,13 +396,15 @@ def _validation_data(modality, dim, profile, dataset, root, limit, phantom_versi
 
 @torch.no_grad()
 def _validate(model: nn.Module, val, noise: str, n_range: tuple[int, int],
-              appearance: AppearanceRange | None = None) -> dict[str, float]:
+              appearance: AppearanceRange | None = None, floor: bool = False) -> dict[str, float]:
     images, modality, others = val
     was_training = model.training
     model.eval()
     row = {"val_l1": validation_l1(model, images[modality], noise, n_range, appearance=appearance)}
     aucs = {f"auc_{m}": ranking_auc(model, images[modality], images[m]) for m in others}
     row.update(aucs)
+    if floor:
+        row.update({f"floor_{m}": aligned_floor(model, images[modality], images[m]) for m in others})
     if aucs:
         row["auc_mean"] = float(np.mean(list(aucs.values())))
     model.train(was_training)

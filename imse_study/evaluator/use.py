@@ -1,6 +1,6 @@
 """Using a trained evaluator: error maps, the IMSE loss, translation, and a spatial-error score.
 
-Convention (DESIGN.md): ``E(reference, other)``; channel 0 is an image in the modality the
+Convention (docs/architecture.md): ``E(reference, other)``; channel 0 is an image in the modality the
 evaluator was trained on, channel 1 an image of any distribution. ``E`` predicts
 ``reference - other_as_if_in_the_reference_modality`` (Eq. 5), so it is zero where the two are
 aligned.

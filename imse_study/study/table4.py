@@ -28,7 +28,7 @@ from imse_study.registration.evaluate import (
 from imse_study.registration.methods import classic_registrar, external_registrar
 
 MULTI_MODAL_METHODS = ("ncc", "mi", "mind", "imse", "imse_robust")
-OURS_ONLY = ("imse_robust",)  # our addition (issue 8): multires mode only, the paper has no such row
+OURS_ONLY = ("imse_robust",)  # our addition (imse_study.losses.robust): multires mode only, the paper has no such row
 SINGLE_MODAL_METHODS = ("mae", "imse")
 MODES = ("paper", "multires")
 TOOLS = ("ants", "elastix")
