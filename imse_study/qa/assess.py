@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from imse_study.evaluator.model import OUTPUT_SCALE
 from imse_study.qa.calibration import Calibration, CalibrationError, load_calibration
-from imse_study.qa.regions import error_regions, label_regions
+from imse_study.qa.regions import REGION_ERROR, error_regions, label_regions
+from imse_study.qa.score import joint_foreground, scores_of
 
 QA_OUTPUTS = ("error.nii.gz", "qa.png", "qa.json")
 AUTO = "auto"
-FOREGROUND = -0.9  # images in [-1, 1]: air sits at -1 (as evaluator.use.foreground_mask)
 LIKELY_FINE, LIKELY_FAILED = 0.1, 0.5  # p_failed thresholds of the plain-language reading
 
 
@@ -59,6 +58,7 @@ class QAResult:
     target_modality: str | None = None
     calibration: str | None = None
     interval_coverage: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     error_map: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -146,24 +146,14 @@ def reference_side(evaluator_modality: str, moved_modality: str | None, target_m
 # Arrays
 
 
-def joint_foreground(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Voxels brighter than air in either image (images in [-1, 1])."""
-    return (np.asarray(a) > FOREGROUND) | (np.asarray(b) > FOREGROUND)
-
-
-def score_of(error: np.ndarray, foreground: np.ndarray) -> float:
-    """Section 4.5: ``1 - mean |E| / OUTPUT_SCALE`` inside ``foreground`` (the whole image if empty)."""
-    magnitude = np.abs(np.asarray(error, dtype=np.float64)) / OUTPUT_SCALE
-    mask = np.asarray(foreground, dtype=bool)
-    return float(1.0 - (magnitude[mask].mean() if mask.any() else magnitude.mean()))
-
-
 def assess_arrays(model: torch.nn.Module, meta, moved: np.ndarray, target: np.ndarray, affine: np.ndarray, *,
                   reference: str = "target", labels: np.ndarray | None = None,
                   calibration: Calibration | None = None, calibration_problem: str | None = None,
                   evaluator: str = "", notes: list[str] | None = None) -> QAResult:
     """QA of two images in [-1, 1] on one grid (voxel -> mm ``affine``); ``reference`` ("target" or
     "moved") is the one in the evaluator's modality, ``labels`` an optional label map of the target."""
+    from imse_study.data.geometry import slice_axis
+    from imse_study.data.io import spacing_of
     from imse_study.evaluator.apply import error_map_array
     from imse_study.evaluator.checkpoint import evaluator_spacing
 
@@ -173,15 +163,17 @@ def assess_arrays(model: torch.nn.Module, meta, moved: np.ndarray, target: np.nd
     with torch.no_grad():
         error = error_map_array(model, ref, other, meta.dim, affine=affine, evaluator_spacing=evaluator_spacing(meta))
     foreground = joint_foreground(ref, other)
-    score = score_of(error, foreground)
+    through = slice_axis(ref.shape, affine) if meta.dim == 2 and ref.ndim == 3 else None
+    scores = scores_of(error, foreground, spacing_of(affine, ref.ndim), through)
     if labels is None:
-        regions, region_map = error_regions(error, foreground, affine)
+        threshold = max(REGION_ERROR, calibration.region_error or 0.0) if calibration is not None else REGION_ERROR
+        regions, region_map = error_regions(error, foreground, affine, threshold)
     else:
         regions, region_map = label_regions(error, labels, affine)
-    result = QAResult(score=score, misalignment_mm=None, misalignment_mm_interval=None, p_failed=None,
+    result = QAResult(score=scores["foreground"], misalignment_mm=None, misalignment_mm_interval=None, p_failed=None,
                       p_failed_interval=None, regions=regions, reading="", evaluator=str(evaluator),
                       reference=reference, calibration=calibration_problem, notes=list(notes or []),
-                      error_map=error, region_map=region_map)
+                      scores=scores, error_map=error, region_map=region_map)
     if calibration is not None:
         _estimate(result, calibration)
     result.reading = reading(result, labelled=labels is not None)
@@ -189,9 +181,10 @@ def assess_arrays(model: torch.nn.Module, meta, moved: np.ndarray, target: np.nd
 
 
 def _estimate(result: QAResult, calibration: Calibration) -> None:
-    low, high = calibration.interval(result.score)
-    p, p_low, p_high = calibration.p_failed(result.score)
-    result.misalignment_mm = round(float(calibration.misalignment(result.score)), 3)
+    value = result.scores[calibration.statistic]
+    low, high = calibration.interval(value)
+    p, p_low, p_high = calibration.p_failed(value)
+    result.misalignment_mm = round(float(calibration.misalignment(value)), 3)
     result.misalignment_mm_interval = [round(float(low), 3), round(float(high), 3)]
     result.p_failed = round(float(p), 4)
     result.p_failed_interval = [round(float(p_low), 4), round(float(p_high), 4)]
@@ -199,8 +192,8 @@ def _estimate(result: QAResult, calibration: Calibration) -> None:
     result.calibration = (f"{calibration.evaluator}: {calibration.reference_modality} vs "
                           f"{calibration.other_modality}, {calibration.fit.get('data', 'phantom')}")
     lowest, highest = calibration.score_knots[0], calibration.score_knots[-1]
-    if not lowest <= result.score <= highest:
-        result.notes.append(f"the score {result.score:.4f} lies outside the calibrated range {lowest:.4f} to "
+    if not lowest <= value <= highest:
+        result.notes.append(f"the {calibration.statistic} score {value:.4f} lies outside the calibrated range {lowest:.4f} to "
                             f"{highest:.4f}: the estimate is clamped to its end")
 
 
