@@ -239,7 +239,8 @@ def _check_outputs(out: Path, overwrite: bool) -> None:
                          "to replace them")
 
 
-def _evaluator_calibration(evaluator: str | Path) -> tuple[Calibration | None, str | None]:
+def evaluator_calibration(evaluator: str | Path) -> tuple[Calibration | None, str | None]:
+    """The calibration of ``evaluator`` and None, or None and the one-line reason why there is none."""
     try:
         return load_calibration(evaluator), None
     except CalibrationError as err:
@@ -289,7 +290,7 @@ def assess_files(moved: str | Path, target: str | Path, out: str | Path | None =
         if not same_grid(label_map.shape, labels_affine, target_image.shape, affine):
             label_map = resample_onto(label_map, labels_affine, target_image.shape, affine, labels=True)
             notes.append("the label map was resampled onto the target's grid (nearest neighbour)")
-    calibration, problem = _evaluator_calibration(name)
+    calibration, problem = evaluator_calibration(name)
     if calibration is not None:
         other = scale["target" if side == "moved" else "moved"]
         given = _lower(target_modality if side == "moved" else moved_modality)
