@@ -298,3 +298,17 @@ def test_qa_calibrate_errors_are_one_line(files, tmp_path):
     code, _, err = run_cli("qa-calibrate", "--evaluator", files["evaluator"], "-o", tmp_path / "c.qa.json",
                            "--items", "0")
     assert_one_line_error(code, err, "--items")
+
+
+def test_benchmark_measures_and_states_targets():
+    from benchscripts import load_benchmark
+
+    bench = load_benchmark("qa_calibration")
+    train, val, test = (_synthetic_table(300, seed) for seed in (4, 5, 6))
+    calibration = fit_calibration(train, val, evaluator="e", sha256="0", reference_modality="t1", other_modality="t2")
+    numbers = bench.measure(calibration, test.assign(nmi=-test["epe_mm"]))
+    assert numbers["spearman_abs_nmi"] == pytest.approx(1.0) and numbers["failure_auc_nmi"] == pytest.approx(1.0)
+    assert numbers["spearman_abs"] > 0.95 and 0 <= numbers["within_1mm_true_le_5mm"] <= 1
+    summary = pd.DataFrame([{"evaluator": "e", "set": "plain", **numbers}])
+    text = bench.markdown(summary, {"evaluators": ["e"], "factors": [0, 1], "seconds": 1.0, "threads": 1})
+    assert "within_1mm" in text and ("NOT met" in text or "(met)" in text)

@@ -36,7 +36,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -221,7 +221,8 @@ def quantile_edges(values: Iterable[float], bins: int) -> list[float]:
 def misaligned_pairs(model: torch.nn.Module, reference_modality: str, other_modality: str, split: str, *,
                      profile: str = "quick", dataset: str = "phantom", root: str | None = None,
                      version: int | None = None, variant: str | None = None, factors: Sequence[float] = FACTORS,
-                     limit: int | None = None, seed: int = 0, batch: int = 16, progress: bool = True) -> pd.DataFrame:
+                     limit: int | None = None, seed: int = 0, batch: int = 16, progress: bool = True,
+                     extra_scores: dict[str, Callable[[np.ndarray, np.ndarray], float]] | None = None) -> pd.DataFrame:
     """One row per (item, factor) of ``split``: the ``other`` image and its labels moved by the
     paper's random displacement (seed ``seed + pair``) times the factor, the reference untouched.
 
@@ -229,19 +230,21 @@ def misaligned_pairs(model: torch.nn.Module, reference_modality: str, other_moda
     ``interior`` (:func:`imse_study.qa.score.scores_of`), ``epe_mm`` (true mean
     end-point error over the joint foreground of the label maps), ``dice``, ``aligned_dice`` (the
     unmoved labels' Dice), ``failed``, and ``error_q95`` (the 95th percentile of the smoothed |E|
-    in the foreground, which sets :attr:`Calibration.region_error`).
+    in the foreground, which sets :attr:`Calibration.region_error`). ``extra_scores`` adds a column
+    per name: ``fn(reference, moved)`` of the two images (e.g. another similarity, for comparison).
     """
     from imse_study.data.aligned import load_aligned
 
     aligned = load_aligned(other_modality, reference_modality, split, dim=unwrap(model).dim, profile=profile,
                            dataset=dataset, root=root, version=version, variant=variant)
     return aligned_pairs(model, aligned, reference_modality, other_modality, factors=factors, limit=limit, seed=seed,
-                         batch=batch, progress=progress, desc=f"qa pairs {split}")
+                         batch=batch, progress=progress, desc=f"qa pairs {split}", extra_scores=extra_scores)
 
 
 def aligned_pairs(model: torch.nn.Module, aligned, reference_modality: str, other_modality: str, *,
                   factors: Sequence[float] = FACTORS, limit: int | None = None, seed: int = 0, batch: int = 16,
-                  progress: bool = True, desc: str = "qa pairs") -> pd.DataFrame:
+                  progress: bool = True, desc: str = "qa pairs",
+                  extra_scores: dict[str, Callable[[np.ndarray, np.ndarray], float]] | None = None) -> pd.DataFrame:
     """:func:`misaligned_pairs` of an :class:`~imse_study.data.aligned.AlignedSet` already loaded."""
     if aligned.labels is None:
         raise ValueError(f"calibration needs label maps, and the items of {aligned.dataset!r} have none")
@@ -251,7 +254,8 @@ def aligned_pairs(model: torch.nn.Module, aligned, reference_modality: str, othe
     with tqdm(total=len(plan), desc=desc, disable=not progress, unit="pair") as bar:
         for start in range(0, len(plan), batch):
             chunk = plan[start : start + batch]
-            rows += _score_pairs(model, aligned, reference_modality, other_modality, chunk, factors, seed + start)
+            rows += _score_pairs(model, aligned, reference_modality, other_modality, chunk, factors, seed + start,
+                                 extra_scores or {})
             bar.update(len(chunk))
     table = pd.DataFrame(rows)
     table["subject"] = [str(aligned.subjects[i]) for i in table["item"]]
@@ -260,7 +264,8 @@ def aligned_pairs(model: torch.nn.Module, aligned, reference_modality: str, othe
 
 
 def _score_pairs(model: torch.nn.Module, aligned, reference_modality: str, other_modality: str,
-                 chunk: list[tuple[int, int]], factors: Sequence[float], seed: int) -> list[dict]:
+                 chunk: list[tuple[int, int]], factors: Sequence[float], seed: int,
+                 extra_scores: dict[str, Callable[[np.ndarray, np.ndarray], float]]) -> list[dict]:
     items = torch.tensor([i for i, _ in chunk])
     scale = torch.tensor([float(factors[k]) for _, k in chunk])
     shape = tuple(aligned.images[reference_modality].shape[2:])
@@ -289,6 +294,7 @@ def _score_pairs(model: torch.nn.Module, aligned, reference_modality: str, other
             "dice": dice(moved_labels[j].numpy(), target_labels[j].numpy())["mean"],
             "aligned_dice": dice(other_labels[j].numpy(), target_labels[j].numpy())["mean"],
             "error_q95": float(np.quantile(smooth[foreground[j]], 0.95)) if foreground[j].any() else 0.0,
+            **{name: float(fn(reference[j, 0].numpy(), moved[j, 0].numpy())) for name, fn in extra_scores.items()},
         })
     return rows
 
