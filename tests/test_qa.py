@@ -312,3 +312,16 @@ def test_benchmark_measures_and_states_targets():
     summary = pd.DataFrame([{"evaluator": "e", "set": "plain", **numbers}])
     text = bench.markdown(summary, {"evaluators": ["e"], "factors": [0, 1], "seconds": 1.0, "threads": 1})
     assert "within_1mm" in text and ("NOT met" in text or "(met)" in text)
+
+
+def test_a_failed_write_leaves_no_partial_results(files, tmp_path, monkeypatch):
+    import imse_study.qa.figure as figure
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(args[-1]))
+
+    monkeypatch.setattr(figure, "qa_figure", broken)
+    with pytest.raises(OSError):
+        assess_files(files["moved"], files["target"], tmp_path / "new", evaluator=str(files["evaluator"]),
+                     target_modality="t1")
+    assert not (tmp_path / "new").exists()

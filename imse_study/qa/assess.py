@@ -308,14 +308,29 @@ def assess_files(moved: str | Path, target: str | Path, out: str | Path | None =
 
 def _write(result: QAResult, out: Path, moved: np.ndarray, target: np.ndarray, affine: np.ndarray,
            inputs: tuple, save_nifti) -> None:
-    """error.nii.gz, qa.png and qa.json into ``out``, all at once (a staged folder)."""
-    from imse_study.atomic import atomic_write_json
-    from imse_study.preflight import staged_folder
+    """error.nii.gz, qa.png and qa.json into ``out``, each written atomically, qa.json last; if one
+    fails, the ones this call wrote are removed again (no half set of results)."""
+    from imse_study.atomic import atomic_write, atomic_write_json
     from imse_study.qa.figure import qa_figure
 
-    result.files = {"error_map": str(out / "error.nii.gz"), "figure": str(out / "qa.png"),
-                    "summary": str(out / "qa.json")}
-    with staged_folder(out, inputs) as folder:
-        save_nifti(folder / "error.nii.gz", result.error_map, affine)
-        qa_figure(result, moved, target, affine, folder / "qa.png")
-        atomic_write_json(result.to_dict(), folder / "qa.json")
+    paths = {name: out / name for name in QA_OUTPUTS}
+    for path in paths.values():
+        for source in inputs:
+            if source is not None and Path(source).resolve() == path.resolve():
+                raise ValueError(f"{path} is an input: it would be overwritten; choose another output folder")
+    result.files = {"error_map": str(paths["error.nii.gz"]), "figure": str(paths["qa.png"]),
+                    "summary": str(paths["qa.json"])}
+    made = not out.exists()
+    written: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written.append(save_nifti(paths["error.nii.gz"], result.error_map, affine))
+        written.append(atomic_write(paths["qa.png"], lambda tmp: qa_figure(result, moved, target, affine, tmp),
+                                    suffix=".tmp.png"))
+        written.append(atomic_write_json(result.to_dict(), paths["qa.json"]))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        raise
