@@ -33,7 +33,7 @@ from imse_study.qa.score import joint_foreground, scores_of
 
 QA_OUTPUTS = ("error.nii.gz", "qa.png", "qa.json")
 AUTO = "auto"
-LIKELY_FINE, LIKELY_FAILED = 0.1, 0.5  # p_failed thresholds of the plain-language reading
+LIKELY_FINE, LIKELY_FAILED = 0.2, 0.5  # p_failed thresholds of the plain-language reading
 
 
 @dataclass
@@ -82,7 +82,8 @@ class QAResult:
             lo, hi = self.misalignment_mm_interval
             plo, phi = self.p_failed_interval
             lines.append(f"misalignment {self.misalignment_mm:.1f} mm ({self.interval_coverage:.0%} interval "
-                         f"{lo:.1f} to {hi:.1f} mm); p_failed {self.p_failed:.2f} ({plo:.2f} to {phi:.2f})")
+                         f"{lo:.1f} to {hi:.1f} mm); p_failed {self.p_failed:.2f} ({plo:.2f} to {phi:.2f}); "
+                         f"calibration {self.calibration}")
         else:
             lines.append(f"no misalignment estimate: {self.calibration}")
         lines += [f"note: {n}" for n in self.notes]
@@ -189,8 +190,9 @@ def _estimate(result: QAResult, calibration: Calibration) -> None:
     result.p_failed = round(float(p), 4)
     result.p_failed_interval = [round(float(p_low), 4), round(float(p_high), 4)]
     result.interval_coverage = calibration.coverage
-    result.calibration = (f"{calibration.evaluator}: {calibration.reference_modality} vs "
-                          f"{calibration.other_modality}, {calibration.fit.get('data', 'phantom')}")
+    result.calibration = (f"{calibration.reference_modality} vs {calibration.other_modality} on "
+                          f"{calibration.fit.get('data', 'phantom')}, read from the {calibration.statistic} score "
+                          f"{value:.4f}")
     lowest, highest = calibration.score_knots[0], calibration.score_knots[-1]
     if not lowest <= value <= highest:
         result.notes.append(f"the {calibration.statistic} score {value:.4f} lies outside the calibrated range {lowest:.4f} to "
