@@ -325,3 +325,16 @@ def test_a_failed_write_leaves_no_partial_results(files, tmp_path, monkeypatch):
         assess_files(files["moved"], files["target"], tmp_path / "new", evaluator=str(files["evaluator"]),
                      target_modality="t1")
     assert not (tmp_path / "new").exists()
+
+
+def test_pairs_of_volumes(tmp_path):
+    model, _ = load_any(str(write_evaluator(tmp_path / "e3.pt", 3)))
+    zz, yy, xx = np.mgrid[:16, :16, :16]
+    labels = torch.from_numpy(np.select([np.sqrt((zz - 8) ** 2 + (yy - 8) ** 2 + (xx - 8) ** 2) < 5], [1], 0)
+                              .astype(np.float32))[None, None].repeat(2, 1, 1, 1, 1)
+    images = {"t1": labels * 1.5 - 1, "t2": 0.5 - labels * 1.5}
+    aligned = AlignedSet(images=images, labels={"t1": labels, "t2": labels}, spacing=(2.0, 1.0, 1.0),
+                         subjects=np.array(["a", "b"]), ids=["a/0", "b/0"], label_names={"ball": 1}, dataset="synthetic")
+    table = aligned_pairs(model, aligned, "t1", "t2", factors=(0.0, 0.5), progress=False)
+    assert len(table) == 4 and table.loc[table["factor"] == 0, "epe_mm"].eq(0).all()
+    assert (table.loc[table["factor"] == 0.5, "epe_mm"] > 0).all() and table["dice"].between(0, 1).all()

@@ -291,8 +291,8 @@ def _score_pairs(model: torch.nn.Module, aligned, reference_modality: str, other
             "item": i, "factor": float(factors[k]),
             **scores_of(error[j], foreground[j], spacing_mm),
             "epe_mm": float(epe[j][joint[j]].mean()) if joint[j].any() else 0.0,
-            "dice": dice(moved_labels[j].numpy(), target_labels[j].numpy())["mean"],
-            "aligned_dice": dice(other_labels[j].numpy(), target_labels[j].numpy())["mean"],
+            "dice": dice(moved_labels[j : j + 1].numpy(), target_labels[j : j + 1].numpy())["mean"],
+            "aligned_dice": dice(other_labels[j : j + 1].numpy(), target_labels[j : j + 1].numpy())["mean"],
             "error_q95": float(np.quantile(smooth[foreground[j]], 0.95)) if foreground[j].any() else 0.0,
             **{name: float(fn(reference[j, 0].numpy(), moved[j, 0].numpy())) for name, fn in extra_scores.items()},
         })
