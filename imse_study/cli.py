@@ -224,6 +224,41 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_qa(args: argparse.Namespace) -> int:
+    from imse_study.qa.assess import assess_files
+
+    result = assess_files(args.moved, args.target, args.output, evaluator=args.evaluator,
+                          moved_modality=args.moved_modality, target_modality=args.target_modality,
+                          labels=args.labels, overwrite=args.overwrite)
+    print(result.summary())
+    print(f"results in {args.output}: error.nii.gz, qa.png, qa.json")
+    return 0
+
+
+def _cmd_qa_calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from imse_study.qa.calibration import calibrate_evaluator, calibration_path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    calibration = calibrate_evaluator(args.evaluator, args.other_modality, profile=args.profile,
+                                      dataset=args.dataset, root=args.root, limit=args.items, seed=args.seed)
+    calibration.save(args.output)
+    check = calibration.check["test"]
+    print(f"calibrated {args.evaluator} ({calibration.reference_modality} vs {calibration.other_modality}) on "
+          f"{calibration.fit['train_pairs']} + {calibration.fit['val_pairs']} pairs in "
+          f"{time.perf_counter() - start:.0f} s; on {check['pairs']} held-out pairs: |Spearman| "
+          f"{check['spearman_abs']:.3f}, failure AUC {check['failure_auc']:.3f}, within 1 mm "
+          f"{check['within_1mm']:.0%}, interval coverage {check['interval_coverage']:.0%}")
+    print(f"calibration: {args.output}")
+    expected = calibration_path(args.evaluator)
+    if Path(args.output).absolute() != expected.absolute():
+        print(f"note: qa reads the calibration of {args.evaluator} from {expected}; put it there", file=sys.stderr)
+    return 0
+
+
 def _evaluator_inputs(p: argparse.ArgumentParser, second: str, help_second: str) -> None:
     p.add_argument("reference", type=Path, help="NIfTI image in the modality the evaluator was trained on")
     p.add_argument(second, type=Path, help=help_second)
@@ -277,7 +312,7 @@ def _weight_problem(item: tuple[str, float]) -> str | None:
 # Every flag of every command with a range, by destination: numbers are validated at parse time,
 # so that ``--threads -1`` or ``--smooth-weight -1`` is refused before anything starts.
 _FLAG_RULES: dict[str, Callable[[Any], str | None]] = {
-    **dict.fromkeys(("threads", "epochs", "steps_per_epoch", "batch_size", "width", "n_blocks", "iterations"),
+    **dict.fromkeys(("threads", "epochs", "steps_per_epoch", "batch_size", "width", "n_blocks", "iterations", "items"),
                     _at_least(1)),
     "seed": _at_least(0),
     "n_range": _at_least(0),
@@ -453,6 +488,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate SOURCE into the reference's contrast: ref - E(ref, source)")
     _evaluator_inputs(p, "source", "NIfTI image to translate (resampled onto the reference's grid if needed)")
     p.set_defaults(func=_cmd_translate)
+    p = sub.add_parser("qa", help="how well is MOVED registered to TARGET? error map, misalignment estimate, "
+                                  "failure probability, regions (no ground truth needed)")
+    p.add_argument("moved", nargs="?", type=Path, help="the registered (moved) NIfTI image")
+    p.add_argument("target", nargs="?", type=Path, help="the target NIfTI image (MOVED is resampled onto its grid "
+                                                        "if needed)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder: error.nii.gz, qa.png, qa.json")
+    p.add_argument("--evaluator", default="auto",
+                   help="auto (default: the shipped evaluator of the target's modality, else the moved image's), a "
+                        "shipped name (e.g. phantom-t1-2d) or a .pt file")
+    p.add_argument("--moved-modality", help="modality of MOVED (e.g. t1, t2, ct)")
+    p.add_argument("--target-modality", help="modality of TARGET (e.g. t1, t2, ct)")
+    p.add_argument("--labels", type=Path, help="label map of TARGET: the error per label instead of connected regions")
+    p.add_argument("--overwrite", action="store_true", help="replace error.nii.gz, qa.png and qa.json in OUTPUT")
+    p.set_defaults(func=_cmd_qa)
+
+    p = sub.add_parser("qa-calibrate", help="calibrate an evaluator's QA score against known misalignments "
+                                            "(phantom by default)")
+    _add_data_flags(p)
+    p.add_argument("--evaluator", required=True, help="a shipped evaluator name or a .pt file")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="the calibration file; qa reads EVALUATOR.qa.json beside the .pt file")
+    p.add_argument("--other-modality", help="the modality paired with the evaluator's (default: t2 for a t1 "
+                                            "evaluator, t1 for a ct one)")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="phantom sizes and subject counts")
+    p.add_argument("--items", type=int, help="at most this many items per split (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing calibration file")
+    p.set_defaults(func=_cmd_qa_calibrate)
+
     for p in sub.choices.values():  # --debug also after the command's name; every default in --help
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         _show_defaults(p)

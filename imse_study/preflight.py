@@ -328,6 +328,57 @@ def _check_evaluator_pair(args: argparse.Namespace, second: str) -> None:
     check_evaluator_fits(model, meta, args.evaluator, reference, work, multiple=4)
 
 
+def check_qa(args: argparse.Namespace) -> None:
+    """``qa``: both images, the label map over the target, the output folder (no clobbering without
+    --overwrite, no input overwritten), and an evaluator that fits the pair's modalities and size."""
+    from imse_study.data.geometry import registration_plan
+    from imse_study.evaluator.apply import evaluator_grid
+    from imse_study.evaluator.checkpoint import evaluator_spacing
+    from imse_study.evaluator.pretrained import load_any
+    from imse_study.qa.assess import QA_OUTPUTS, choose_evaluator, reference_side
+
+    if args.moved is None or args.target is None:
+        raise ValueError("qa needs two images: imse-study qa MOVED TARGET -o OUT")
+    grids = {path: checked_image(path) for path in (args.moved, args.target)}
+    if len(grids[args.moved][0]) != len(grids[args.target][0]):
+        raise ValueError(f"{args.moved} is {len(grids[args.moved][0])}D and {args.target} "
+                         f"{len(grids[args.target][0])}D; give two 2D or two 3D images")
+    if args.labels is not None:
+        check_labels_grid(args.labels, args.target, grids[args.target])
+    check_writable_folder(args.output)
+    for name in QA_OUTPUTS:
+        check_not_an_input(args.output / name, (args.moved, args.target, args.labels))
+    present = [name for name in QA_OUTPUTS if (args.output / name).exists()]
+    if present and not args.overwrite:
+        raise ValueError(f"{args.output} already holds {', '.join(present)}: choose another folder, or pass "
+                         "--overwrite to replace them")
+    shape, affine = grids[args.target]
+    name = choose_evaluator(args.evaluator, args.moved_modality, args.target_modality,
+                            registration_plan(shape, affine).dim)
+    model, meta = load_any(name)
+    reference_side(meta.modality, args.moved_modality, args.target_modality, [])
+    _check_dim(str(name), meta, args.target, len(shape))
+    _, work = evaluator_grid(shape, affine, meta.dim, evaluator_spacing(meta))
+    check_evaluator_fits(model, meta, str(name), args.target, work, multiple=4)
+
+
+def check_qa_calibrate(args: argparse.Namespace) -> None:
+    """``qa-calibrate``: a loadable evaluator, a new .json output (or --overwrite) that is not the evaluator."""
+    from imse_study.evaluator.pretrained import load_any
+    from imse_study.qa.calibration import weights_path
+
+    load_any(args.evaluator)
+    output = Path(args.output)
+    if not output.name.endswith(".json"):
+        raise ValueError(f"-o {output}: a calibration is a .json file (qa reads EVALUATOR.qa.json)")
+    if output.is_dir():
+        raise ValueError(f"-o {output} is a folder; give a file name ending in .qa.json")
+    check_not_an_input(output, (weights_path(args.evaluator),))
+    if output.exists() and not args.overwrite:
+        raise ValueError(f"{output} exists: choose another name, or pass --overwrite to replace it")
+    check_writable_folder(output.parent)
+
+
 def check_phantom(args: argparse.Namespace) -> None:
     """``phantom``: the output folder (and the montage's) must take files."""
     check_writable_folder(args.out, "--out")
@@ -345,6 +396,8 @@ CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "error-map": lambda args: _check_evaluator_pair(args, "other"),
     "translate": lambda args: _check_evaluator_pair(args, "source"),
     "phantom": check_phantom,
+    "qa": check_qa,
+    "qa-calibrate": check_qa_calibrate,
     "train-evaluator": check_training,
     "train-registration": lambda args: (check_train_registration_options(args), check_training(args)),
     "train-translator": check_training,

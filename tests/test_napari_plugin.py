@@ -179,6 +179,35 @@ def test_error_map_widget_picks_two_inputs_after_layers_load_and_never_its_outpu
     assert widget.other.value in choices - {"phantom t1"} and widget.reference.value != widget.other.value
 
 
+def test_qa_widget(viewer):
+    _needs_evaluator("phantom-t1-2d")
+    from imse_study.napari._common import layer_affine
+    from imse_study.qa import assess_arrays
+    from imse_study.qa.assess import evaluator_calibration
+
+    _sample(viewer, "phantom-2d")
+    t1 = viewer.layers["phantom t1"]
+    viewer.add_image(np.roll(viewer.layers["phantom t2"].data, 5, axis=1), name="shifted t2", scale=t1.scale)
+    widget = _dock(viewer, "QA")
+    assert widget.target.value == "phantom t1"
+    widget.moved.value = "shifted t2"
+    widget.run()
+    model, meta = load_any("phantom-t1-2d")
+    calibration, _ = evaluator_calibration("phantom-t1-2d")
+    expected = assess_arrays(model, meta, viewer.layers["shifted t2"].data, t1.data, layer_affine(t1),
+                             calibration=calibration)
+    assert widget.result.score == pytest.approx(expected.score, abs=1e-6)
+    assert float(widget.score.value) == pytest.approx(expected.score, abs=1e-4)
+    regions = viewer.layers["QA regions"]
+    assert isinstance(regions, napari.layers.Labels) and regions.data.max() == len(expected.regions) > 0
+    np.testing.assert_allclose(viewer.layers["QA error"].data, expected.error_map, atol=1e-5)
+    if calibration is not None:
+        assert widget.estimate.value.endswith("]") and "mm" in widget.estimate.value
+        assert widget.result.misalignment_mm == expected.misalignment_mm
+    else:
+        assert widget.estimate.value == "not calibrated" and "qa-calibrate" in widget.last_message
+
+
 def test_translate_widget(viewer):
     _needs_evaluator("phantom-t1-2d")
     _sample(viewer, "phantom-2d")

@@ -1,4 +1,4 @@
-"""The plugin's dock widgets (magicgui containers): "Error map", "Translate" and "Register".
+"""The plugin's dock widgets (magicgui containers): "Error map", "Translate", "Register" and "QA".
 
 Every check a user can fail (an RGB layer, a 2D layer against a 3D one, no evaluator, a modality
 the evaluator was not trained on, layers on different grids) ends in a message in the widget's
@@ -51,6 +51,8 @@ SIMILARITIES = ("imse", "imse_robust", "mi", "ncc", "mind")
 MIN_ITERATIONS = 4  # optimise_field's multires mode needs a step per stage (affine + 3 levels)
 ERROR_LAYER = "IMSE error"
 OUTPUT_KEY = "imse_study_output"  # in the metadata of the layers the widgets make: never offered as inputs
+QA_ERROR_LAYER = "QA error"
+QA_REGIONS_LAYER = "QA regions"
 # Blue (negative) -> transparent (zero) -> red (positive): centred at zero by symmetric contrast
 # limits, and blended over the reference (translucent blending shows it where the error is small).
 # Opacity grows with |E|, the hue stays pure, so the reference shows through untinted near zero.
@@ -230,7 +232,7 @@ class _Base(Container):
         self.reset_choices()
 
     def _image_names(self, widget=None) -> list[str]:
-        return [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        return input_names(self.viewer)
 
     def _label_names(self, widget=None) -> list[str]:
         return [NONE] + [layer.name for layer in self.viewer.layers if isinstance(layer, Labels)]
@@ -413,6 +415,81 @@ class TranslateWidget(_Base):
         self.result = {"translated": out, "evaluator": name}
         self._say(f"{src_layer.name} translated into {meta.modality} with {name}")
         return layer
+
+
+class QAWidget(_Base):
+    """Moved + target (+ the target's labels) + evaluator -> score, misalignment estimate with its
+    interval, p_failed (with the evaluator's calibration), the layer "QA error" and the flagged
+    regions as the labels layer "QA regions" (:func:`imse_study.qa.assess_arrays`)."""
+
+    title = "QA"
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__(napari_viewer)
+        self.moved = ComboBox(label="moved", choices=self._image_names, tooltip="the registered (moved) image")
+        self.target = ComboBox(label="target", choices=self._image_names, tooltip="the image it was registered to")
+        self.labels = ComboBox(label="target labels", choices=self._label_names,
+                               tooltip="optional: the error per label instead of connected regions")
+        self.evaluator = ComboBox(label="evaluator", choices=self._evaluator_choices,
+                                  tooltip="'auto': the shipped evaluator of the target's modality, else the moved one's")
+        self.checkpoint = FileEdit(label="checkpoint", filter="*.pt", mode="r")
+        self.run_button = PushButton(text="Assess registration")
+        self.score = Label(value="", label="score")
+        self.estimate = Label(value="", label="misalignment")
+        self.failure = Label(value="", label="p_failed")
+        self.run_button.changed.connect(self.run)
+        self.extend([self.moved, self.target, self.labels, self.evaluator, self.checkpoint, self.run_button,
+                     self.score, self.estimate, self.failure, self.status])
+        self.result = None
+        _pick_pair(self.moved, self.target, self.viewer, prefer=("t2", "t1"))
+
+    def run(self, *_):
+        self._guarded(self._run)
+
+    def _run(self):
+        from imse_study.qa.assess import assess_arrays, evaluator_calibration, reference_side
+
+        mov_layer = _layer(self.viewer, self.moved.value, what="moved image")
+        tgt_layer = _layer(self.viewer, self.target.value, what="target image")
+        _same_dim(mov_layer, tgt_layer)
+        modality = {"moved": _modality(AUTO, mov_layer), "target": _modality(AUTO, tgt_layer)}
+        model, meta, name = load_evaluator(self.evaluator.value, self.checkpoint.value,
+                                           [modality["target"], modality["moved"]])
+        notes: list[str] = []
+        side = reference_side(meta.modality, modality["moved"], modality["target"], notes)
+        scale = {k: v or "mr" for k, v in modality.items()}
+        scale[side] = meta.modality
+        moved = to_unit_range(on_grid(mov_layer, tgt_layer), scale["moved"], name=repr(mov_layer.name))
+        target = to_unit_range(np.asarray(tgt_layer.data), scale["target"], name=repr(tgt_layer.name))
+        labels = None
+        if self.labels.value and self.labels.value != NONE:
+            labels = on_grid(_layer(self.viewer, self.labels.value, Labels, "label layer"), tgt_layer, order=0)
+        if meta.dim > target.ndim:
+            raise InputError(f"a {meta.dim}D evaluator cannot be applied to {target.ndim}D layers")
+        source = str(self.checkpoint.value) if self.evaluator.value == CHECKPOINT else name
+        calibration, problem = evaluator_calibration(source)
+        start = time.perf_counter()
+        result = assess_arrays(model, meta, moved, target, layer_affine(tgt_layer), reference=side, labels=labels,
+                               calibration=calibration, calibration_problem=problem, evaluator=name, notes=notes)
+        geometry = {"scale": tgt_layer.scale, "translate": tgt_layer.translate}
+        limit = float(np.percentile(np.abs(result.error_map), 99.5)) or 1e-3
+        put_layer(self.viewer, QA_ERROR_LAYER, "image", result.error_map.astype(np.float32), colormap=ERROR_COLORMAP,
+                  contrast_limits=(-limit, limit), blending="translucent", opacity=0.9,
+                  metadata={"score": result.score, "evaluator": name, OUTPUT_KEY: "qa error map"}, **geometry)
+        put_layer(self.viewer, QA_REGIONS_LAYER, "labels", result.region_map, opacity=0.5,
+                  metadata={"regions": result.regions}, **geometry)
+        self.score.value = f"{result.score:.4f}"
+        if result.calibrated:
+            lo, hi = result.misalignment_mm_interval
+            plo, phi = result.p_failed_interval
+            self.estimate.value = f"{result.misalignment_mm:.1f} mm [{lo:.1f}, {hi:.1f}]"
+            self.failure.value = f"{result.p_failed:.2f} [{plo:.2f}, {phi:.2f}]"
+        else:
+            self.estimate.value = self.failure.value = "not calibrated"
+        self.result = result
+        extra = "" if result.calibrated else f" ({result.calibration})"
+        self._say(f"{result.reading}{extra} [{name}, {time.perf_counter() - start:.2f} s]")
+        return result
 
 
 class _Progress(QObject):
