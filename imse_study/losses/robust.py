@@ -49,7 +49,6 @@ import torch
 import torch.nn.functional as F
 
 from imse_study.losses.similarity import (
-    ROBUST_MIND_WEIGHT,
     Similarity,
     SimilarityLike,
     WeightedSum,
@@ -145,17 +144,9 @@ class InnerMask(Similarity):
 # The named variant
 # ----------------------------------------------------------------------------------------------
 
-def robust_similarity(
-    evaluator: torch.nn.Module | str | Path,
-    moving_modality: str,
-    target_modality: str,
-    evaluator_modality: str | None = None,
-    mind_weight: float = ROBUST_MIND_WEIGHT,
-    imse_weight: float = 1.0,
-) -> WeightedSum:
-    """``imse_robust``: ``imse_weight * IMSE + mind_weight * MIND`` (see the module docstring); the
-    same loss as ``similarity("imse_robust", ...)``."""
-    return imse_robust(evaluator, moving_modality, target_modality, evaluator_modality, mind_weight, imse_weight)
+#: ``imse_robust`` under the name the diagnostic gives it: ``imse_weight * IMSE + mind_weight * MIND``
+#: (see the module docstring), the same loss as ``similarity("imse_robust", ...)``.
+robust_similarity = imse_robust
 
 
 def hardening_variants(
