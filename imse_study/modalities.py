@@ -163,3 +163,10 @@ def paper_row(moving: str, target: str) -> str:
     """The paper's row of a direction (``ct_to_mr`` for ct -> t1); ``<moving>_to_<target>`` outside the pairs."""
     found = pair_of(moving, target)
     return found.paper_row(moving, target) if found else f"{moving}_to_{target}"
+
+
+def study_partner(evaluator_modality: str) -> str | None:
+    """The other modality of the study pair whose evaluator is trained on ``evaluator_modality``
+    (t1 -> t2, ct -> t1); None when no pair has that evaluator."""
+    found = [p.other for p in PAIRS.values() if p.evaluator == evaluator_modality]
+    return found[0] if found else None

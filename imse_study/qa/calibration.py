@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from imse_study.augment import random_spatial_displacement
 from imse_study.evaluator.use import error_map, foreground_mask
 from imse_study.metrics import dice
+from imse_study.modalities import study_partner
 from imse_study.qa.regions import SMOOTH_VOXELS
 from imse_study.qa.score import STATISTICS, scores_of
 from imse_study.training import unwrap
@@ -58,7 +59,6 @@ CALIBRATION_SUFFIX = ".qa.json"
 FAILURE_DICE_DROP = 0.1
 FACTORS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0)
 # The study's pairs: the evaluator's modality (the reference) and the modality it is checked against.
-STUDY_OTHER = {"t1": "t2", "ct": "t1"}
 INTERVAL = 0.9  # the prediction interval's nominal coverage
 INTERVAL_BINS = 4
 RIDGE = 1e-3
@@ -425,7 +425,7 @@ def calibrate_evaluator(evaluator: str | Path, other_modality: str | None = None
 
     model, meta = load_any(str(evaluator))
     reference = meta.modality.lower()
-    other = (other_modality or STUDY_OTHER.get(reference) or "").lower()
+    other = (other_modality or study_partner(reference) or "").lower()
     if not other:
         raise ValueError(f"the evaluator is trained on {reference}: say which modality to calibrate it against "
                          "(--other-modality, e.g. t2)")
