@@ -111,8 +111,9 @@ def _check_images(warped: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"warped {tuple(warped.shape)} and target {tuple(target.shape)} differ in shape")
 
 
-def _check_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """The mask as floating weights broadcast to ``like`` (B, 1, *S), or None."""
+def check_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """The mask as floating weights broadcast to ``like`` (B, 1, *S), or None; a one-line ValueError for
+    a mask of the wrong type or shape."""
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor):
@@ -162,7 +163,7 @@ class Similarity(nn.Module, ABC):
     def forward(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_images(warped, target)
         self._check_device(warped)
-        return self.loss(warped, target, _check_mask(mask, warped))
+        return self.loss(warped, target, check_mask(mask, warped))
 
     @abstractmethod
     def loss(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

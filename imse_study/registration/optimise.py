@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from imse_study.losses.regularisers import gradient_loss
-from imse_study.losses.similarity import SimilarityLike, check_image_tensor, resolve_similarity
+from imse_study.losses.similarity import SimilarityLike, check_image_tensor, check_mask, resolve_similarity
 from imse_study.warp import warp
 
 __all__ = [
@@ -114,13 +114,7 @@ def _check_inputs(moving: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
                          "resample one onto the other's grid first")
     if moving.device != target.device:
         raise ValueError(f"moving is on {moving.device} and target on {target.device}: put both on one device")
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor):
-            raise ValueError(f"mask must be a torch.Tensor or None, not {type(mask).__name__}")
-        ok = mask.ndim == target.ndim and mask.shape[1] == 1 and mask.shape[0] in (1, target.shape[0])
-        if not ok or mask.shape[2:] != target.shape[2:]:
-            raise ValueError(f"mask must be (B, 1, *S) or (1, 1, *S) for images {tuple(target.shape)}, "
-                             f"got {tuple(mask.shape)}")
+    check_mask(mask, target)
 
 
 def _check_settings(mode: str, iterations: int, lr: float, smooth_weight: float, levels: int,
