@@ -38,6 +38,7 @@ from imse_study.qa.report import write_report
 PAIRS_CSV = "qa.csv"
 PAIRS_DIR = "pairs"
 REQUIRED = ("moved", "target")
+_PRELOAD = ("torch", "imse_study.qa.assess", "imse_study.qa.figure", "imse_study.evaluator.apply", "imse_study.data.io")
 OPTIONAL = ("moved_modality", "target_modality", "labels", "id")
 FIRST_COLUMNS = ["rank", "id", "status", "flagged", "score", "misalignment_mm", "misalignment_mm_low",
                  "misalignment_mm_high", "p_failed", "p_failed_low", "p_failed_high", "error", "moved", "target"]
@@ -262,8 +263,9 @@ def _init_worker() -> None:
 
 
 def _local(pairs: list[Pair], work: Callable[[Pair], dict], workers: int) -> Iterator[dict]:
-    """Rows as the pairs finish: in this process for one worker, else on ``workers`` fresh
-    (spawned: no inherited torch threads) processes."""
+    """Rows as the pairs finish: in this process for one worker, else on ``workers`` processes
+    forked from a fresh server process that imported the QA modules once (no torch thread pool
+    inherited from this process, and no import per worker)."""
     if workers <= 1:
         _init_worker()
         for pair in pairs:
@@ -271,8 +273,11 @@ def _local(pairs: list[Pair], work: Callable[[Pair], dict], workers: int) -> Ite
         return
     import multiprocessing
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker) as pool:
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(list(_PRELOAD))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
         pending: set[Future] = {pool.submit(work, pair) for pair in pairs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
