@@ -384,7 +384,8 @@ def check_qa_pairs(args: argparse.Namespace) -> None:
         raise ValueError("--workers is for local processes; with --scheduler the Dask cluster's workers run the pairs")
     read_pairs(args.pairs, args.moved_modality, args.target_modality)
     check_writable_folder(args.output)
-    check_not_an_input(args.output / "qa.csv", (args.pairs,))
+    for name in ("qa.csv", "index.html"):
+        check_not_an_input(args.output / name, (args.pairs,))
     if not args.overwrite:
         read_done(args.output)
     if str(args.evaluator) != "auto":

@@ -72,7 +72,7 @@ def test_cohort_scores_every_pair_and_one_bad_pair_is_one_failed_row(cohort_file
     assert ok["score"].between(0, 1).all() and ok["error"].isna().all()
     for pair in ("a", "b", "c"):
         assert sorted(p.name for p in (tmp_path / "r" / "pairs" / pair).iterdir()) == [
-            "error.nii.gz", "qa.json", "qa.png"]
+            "error.nii.gz", "pair.json", "qa.json", "qa.png"]
     assert not (tmp_path / "r" / "pairs" / "broken").exists()
     assert "4 pairs scored" in out and "1 could not be scored" in out
 
@@ -128,6 +128,16 @@ def test_resume_skips_pairs_already_done(cohort_files, tmp_path, monkeypatch):
     calls.clear()
     assert _qa(cohort_files, out, "--workers", "1", "--overwrite")[0] == 0
     assert len(calls) == 4
+    # pair a now names another moved image: scored again (not read back), its old outputs replaced
+    calls.clear()
+    swapped = pd.read_csv(cohort_files["csv"])
+    swapped.loc[0, "moved"] = "images/c.nii.gz"
+    swapped.to_csv(cohort_files["root"] / "swapped.csv", index=False)
+    assert run_cli("qa", "--pairs", cohort_files["root"] / "swapped.csv", "-o", out, "--evaluator",
+                   cohort_files["evaluator"], "--workers", "1")[0] == 0
+    assert sorted(Path(a[0]).name for a in calls) == ["c.nii.gz", "missing.nii.gz"]
+    final = pd.read_csv(out / "qa.csv").set_index("id")
+    assert np.isclose(final.loc["a", "score"], final.loc["c", "score"])
 
 
 def test_html_report_lists_every_pair_offline(cohort_files, tmp_path):

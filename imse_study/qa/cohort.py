@@ -15,7 +15,8 @@ already ``ok`` there are skipped, and a pair whose folder already holds a comple
 
 Pairs run on local worker processes (one torch thread each, the evaluator loaded once per
 process), or on an existing Dask cluster (``scheduler``: ``tcp://HOST:8786``; needs the
-``distributed`` package).
+``distributed`` package here, and imse-study installed on the workers, which must see the images
+and the output folder at the same paths, e.g. on a shared file system).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 import os
 import re
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -36,7 +37,7 @@ from imse_study.qa.assess import AUTO, LIKELY_FAILED, QA_OUTPUTS
 from imse_study.qa.report import write_report
 
 PAIRS_CSV = "qa.csv"
-PAIRS_DIR = "pairs"
+PAIRS_DIR, PAIR_JSON = "pairs", "pair.json"
 REQUIRED = ("moved", "target")
 _PRELOAD = ("torch", "imse_study.qa.assess", "imse_study.qa.figure", "imse_study.evaluator.apply", "imse_study.data.io")
 OPTIONAL = ("moved_modality", "target_modality", "labels", "id")
@@ -108,7 +109,7 @@ def read_pairs(csv: str | Path, moved_modality: str | None = None, target_modali
                          f"{', '.join(table.columns) or 'none'}); the header needs moved,target")
     if table.empty:
         raise ValueError(f"--pairs {csv} lists no pairs; add one row per registered pair (moved,target)")
-    pairs = [_pair(i, row, csv.parent, moved_modality, target_modality, csv) for i, row in
+    pairs = [_pair(i, row, csv.parent.absolute(), moved_modality, target_modality, csv) for i, row in
              enumerate(table.to_dict("records"))]
     seen: dict[str, int] = {}
     for i, pair in enumerate(pairs):
@@ -172,35 +173,54 @@ def _cached_evaluator(name: str) -> tuple:
     return load_any(name)
 
 
-def _finished(folder: Path) -> dict[str, Any] | None:
-    """The saved result of a pair whose outputs are all there, else None."""
-    if not all((folder / name).is_file() for name in QA_OUTPUTS):
-        return None
+def _read_json(path: Path) -> Any:
     try:
-        return json.loads((folder / "qa.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
+def _finished(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved result of this very pair (same images, modalities and evaluator, as its
+    ``pair.json`` records) when all its outputs are there, else None."""
+    if _read_json(folder / PAIR_JSON) != identity or not all((folder / n).is_file() for n in QA_OUTPUTS):
+        return None
+    return _read_json(folder / "qa.json")
+
+
 def score_pair(pair: Pair, out: str | Path, evaluator: str = AUTO, overwrite: bool = False) -> dict[str, Any]:
     """QA of one pair into ``out/pairs/<id>/`` as a flat row with ``status`` ok or failed (and the
-    one-line ``error``); never raises for a bad pair."""
+    one-line ``error``); never raises for a bad pair. ``pair.json`` there records what was scored,
+    so that a finished pair is read back, and outputs of another pair of the same id replaced."""
     import torch
+
+    from imse_study.atomic import atomic_write_json
 
     torch.set_num_threads(1)
     folder = Path(out) / PAIRS_DIR / pair.id
     base = {"id": pair.id, "moved": pair.moved, "target": pair.target, "folder": f"{PAIRS_DIR}/{pair.id}"}
+    identity = {**asdict(pair), "evaluator": str(evaluator)}
     try:
-        saved = None if overwrite else _finished(folder)
+        saved = None if overwrite else _finished(folder, identity)
         if saved is None:
             from imse_study.qa.assess import assess_files
 
+            ours = overwrite or _read_json(folder / PAIR_JSON) is not None  # outputs this command wrote before
+            atomic_write_json(identity, folder / PAIR_JSON)
             saved = assess_files(pair.moved, pair.target, folder, evaluator=evaluator,
                                  moved_modality=pair.moved_modality, target_modality=pair.target_modality,
-                                 labels=pair.labels, overwrite=overwrite, loader=_cached_evaluator).to_dict()
+                                 labels=pair.labels, overwrite=ours, loader=_cached_evaluator).to_dict()
         return {**base, "status": "ok", "error": None, **flatten(saved)}
     except Exception as err:  # noqa: BLE001 - one bad pair is one failed row, not a failed run
+        _drop_if_only_record(folder)
         return {**base, "status": "failed", "error": f"{type(err).__name__}: {_one_line(str(err))}"}
+
+
+def _drop_if_only_record(folder: Path) -> None:
+    """Remove a pair folder that holds nothing but its ``pair.json`` (a pair that failed)."""
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [PAIR_JSON]:
+        (folder / PAIR_JSON).unlink()
+        folder.rmdir()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,12 +297,15 @@ def _local(pairs: list[Pair], work: Callable[[Pair], dict], workers: int) -> Ite
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
         context.set_forkserver_preload(list(_PRELOAD))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    try:
         pending: set[Future] = {pool.submit(work, pair) for pair in pairs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
+    finally:  # on Ctrl-C or an error, drop the pairs not started rather than wait for them all
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def dask_client(address: str):
@@ -304,9 +327,12 @@ def _dask(pairs: list[Pair], work: Callable[[Pair], dict], address: str) -> Iter
     from distributed import as_completed
 
     with dask_client(address) as client:
-        futures = [client.submit(work, pair, key=f"imse-qa-{pair.id}-{os.getpid()}", pure=False) for pair in pairs]
-        for future in as_completed(futures):
-            yield future.result()
+        futures = [client.submit(work, pair, pure=False) for pair in pairs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.cancel(futures)
 
 
 def run_cohort(pairs: list[Pair], out: str | Path, evaluator: str = AUTO, workers: int | None = None,
