@@ -227,11 +227,28 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 def _cmd_qa(args: argparse.Namespace) -> int:
     from imse_study.qa.assess import assess_files
 
+    if args.pairs is not None:
+        return _cmd_qa_cohort(args)
+
     result = assess_files(args.moved, args.target, args.output, evaluator=args.evaluator,
                           moved_modality=args.moved_modality, target_modality=args.target_modality,
                           labels=args.labels, overwrite=args.overwrite)
     print(result.summary())
     print(f"results in {args.output}: error.nii.gz, qa.png, qa.json")
+    return 0
+
+
+def _cmd_qa_cohort(args: argparse.Namespace) -> int:
+    from imse_study.qa.cohort import read_pairs, run_cohort
+
+    pairs = read_pairs(args.pairs, args.moved_modality, args.target_modality)
+    table = run_cohort(pairs, args.output, evaluator=args.evaluator, workers=args.workers, scheduler=args.scheduler,
+                       overwrite=args.overwrite)
+    failed = int((table["status"] != "ok").sum())
+    flagged = int((table["flagged"].astype(str).str.lower() == "true").sum())
+    print(f"{len(table)} pairs scored worst first: {flagged} likely failed (p_failed >= 0.5), {failed} could not be "
+          f"scored (see their error)")
+    print(f"results in {args.output}: qa.csv, index.html, pairs/<id>/")
     return 0
 
 
@@ -500,7 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--moved-modality", help="modality of MOVED (e.g. t1, t2, ct)")
     p.add_argument("--target-modality", help="modality of TARGET (e.g. t1, t2, ct)")
     p.add_argument("--labels", type=Path, help="label map of TARGET: the error per label instead of connected regions")
-    p.add_argument("--overwrite", action="store_true", help="replace error.nii.gz, qa.png and qa.json in OUTPUT")
+    p.add_argument("--overwrite", action="store_true", help="replace error.nii.gz, qa.png and qa.json in OUTPUT "
+                                                            "(with --pairs: score every pair again)")
+    p.add_argument("--pairs", type=Path, help="a cohort instead of MOVED TARGET: a CSV with columns moved, target "
+                                              "(optional moved_modality, target_modality, labels, id; paths relative "
+                                              "to the CSV's folder); writes OUTPUT/qa.csv, OUTPUT/index.html and "
+                                              "OUTPUT/pairs/<id>/, and resumes where a stopped run left off")
+    p.add_argument("--workers", type=int, help="with --pairs: local worker processes (default: the CPU count)")
+    p.add_argument("--scheduler", help="with --pairs: run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs "
+                                       "pip install distributed)")
     p.set_defaults(func=_cmd_qa)
 
     p = sub.add_parser("qa-calibrate", help="calibrate an evaluator's QA score against known misalignments "

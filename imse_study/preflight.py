@@ -337,8 +337,13 @@ def check_qa(args: argparse.Namespace) -> None:
     from imse_study.evaluator.pretrained import load_any
     from imse_study.qa.assess import QA_OUTPUTS, choose_evaluator, reference_side
 
+    if getattr(args, "pairs", None) is not None:
+        check_qa_pairs(args)
+        return
+    if args.workers is not None or args.scheduler is not None:
+        raise ValueError("--workers and --scheduler go with --pairs PAIRS.csv (a cohort); one pair needs neither")
     if args.moved is None or args.target is None:
-        raise ValueError("qa needs two images: imse-study qa MOVED TARGET -o OUT")
+        raise ValueError("qa needs two images: imse-study qa MOVED TARGET -o OUT (or a cohort: --pairs PAIRS.csv)")
     grids = {path: checked_image(path) for path in (args.moved, args.target)}
     if len(grids[args.moved][0]) != len(grids[args.target][0]):
         raise ValueError(f"{args.moved} is {len(grids[args.moved][0])}D and {args.target} "
@@ -360,6 +365,39 @@ def check_qa(args: argparse.Namespace) -> None:
     _check_dim(str(name), meta, args.target, len(shape))
     _, work = evaluator_grid(shape, affine, meta.dim, evaluator_spacing(meta))
     check_evaluator_fits(model, meta, str(name), args.target, work, multiple=4)
+
+
+def check_qa_pairs(args: argparse.Namespace) -> None:
+    """``qa --pairs``: no images beside the table, a readable table of pairs, sensible --workers, the
+    output folder (a qa.csv there is resumed, not clobbered), a named evaluator that loads, and the
+    Dask package when --scheduler is given. The pairs' images are not checked here: a bad pair
+    becomes one failed row of the report."""
+    from imse_study.qa.cohort import read_done, read_pairs
+
+    if args.moved is not None or args.target is not None:
+        raise ValueError("give either MOVED TARGET (one pair) or --pairs PAIRS.csv (a cohort), not both")
+    if args.labels is not None:
+        raise ValueError("--labels is for one pair; with --pairs give each pair's label map in a labels column")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: give 1 or more worker processes")
+    if args.scheduler is not None and args.workers is not None:
+        raise ValueError("--workers is for local processes; with --scheduler the Dask cluster's workers run the pairs")
+    read_pairs(args.pairs, args.moved_modality, args.target_modality)
+    check_writable_folder(args.output)
+    for name in ("qa.csv", "index.html"):
+        check_not_an_input(args.output / name, (args.pairs,))
+    if not args.overwrite:
+        read_done(args.output)
+    if str(args.evaluator) != "auto":
+        from imse_study.evaluator.pretrained import load_any
+
+        load_any(args.evaluator)
+    if args.scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ValueError("--scheduler needs the Dask distributed package: pip install distributed (or pip "
+                             "install 'imse-study[dask]')") from None
 
 
 def check_qa_calibrate(args: argparse.Namespace) -> None:

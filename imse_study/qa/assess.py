@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -251,14 +251,16 @@ def evaluator_calibration(evaluator: str | Path) -> tuple[Calibration | None, st
 
 def assess_files(moved: str | Path, target: str | Path, out: str | Path | None = None, evaluator: str | Path = AUTO,
                  moved_modality: str | None = None, target_modality: str | None = None,
-                 labels: str | Path | None = None, overwrite: bool = False) -> QAResult:
+                 labels: str | Path | None = None, overwrite: bool = False,
+                 loader: Callable[[str | Path], tuple[torch.nn.Module, Any]] | None = None) -> QAResult:
     """QA of the registered ``moved`` image against ``target`` (NIfTI files); with ``out``, writes
     ``error.nii.gz`` (target grid and affine), ``qa.png`` and ``qa.json`` there (all or nothing;
     existing ones only with ``overwrite``).
 
     ``evaluator``: ``"auto"`` (the shipped evaluator of the target's modality, else the moved
     image's), a shipped name, or a checkpoint file; ``labels``: a label map of the target, which
-    turns the regions into per-label errors.
+    turns the regions into per-label errors; ``loader``: what loads the chosen evaluator (default
+    ``load_any``; a cohort passes a cached one to load it once per worker).
     """
     from imse_study.data.geometry import registration_plan, resample_onto, same_grid
     from imse_study.data.io import load_labels, load_nifti, save_nifti
@@ -275,7 +277,7 @@ def assess_files(moved: str | Path, target: str | Path, out: str | Path | None =
                          "images")
     name = choose_evaluator(evaluator, moved_modality, target_modality,
                             registration_plan(target_image.shape, affine).dim)
-    model, meta = load_any(str(name) if isinstance(name, Path) else name)
+    model, meta = (loader or load_any)(str(name) if isinstance(name, Path) else name)
     notes: list[str] = []
     side = reference_side(meta.modality, moved_modality, target_modality, notes)
     scale = {"moved": moved_modality or "mr", "target": target_modality or "mr"}
