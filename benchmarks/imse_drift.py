@@ -21,14 +21,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from imse_study.data.aligned import load_aligned  # noqa: E402
-from imse_study.evaluator.pretrained import load_any  # noqa: E402
 from imse_study.evaluator.use import foreground_mask  # noqa: E402
 from imse_study.losses.similarity import similarity  # noqa: E402
 from imse_study.metrics import dice  # noqa: E402
 from imse_study.registration.optimise import optimise  # noqa: E402
 from imse_study.warp import warp  # noqa: E402
+from probes import imse_similarities, write_report  # noqa: E402
 
 
 def epe(field: torch.Tensor, mask: torch.Tensor) -> float:
@@ -54,11 +55,7 @@ def main(argv: list[str] | None = None) -> Path:
     labels_m = aligned.labels[args.moving][: args.pairs]
     labels_t = aligned.labels[args.target][: args.pairs]
     sims = {} if args.no_baselines else {"mi": similarity("mi"), "mind": similarity("mind")}
-    for path in args.evaluators:
-        model, meta = load_any(str(path))
-        sims[f"imse:{Path(str(path)).stem}"] = similarity(
-            "imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=args.moving,
-            target_modality=args.target)
+    sims.update(imse_similarities(args.evaluators, args.moving, args.target))
     rows = []
     for name, sim in sims.items():
         for i in range(len(moving)):
@@ -71,17 +68,13 @@ def main(argv: list[str] | None = None) -> Path:
                          "dice": dice(moved_labels, labels_t[i:i + 1])["mean"], "seconds": result.seconds})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.moving}-{args.target}-v{args.phantom_version}"
-    table.to_csv(args.out / f"{stem}.csv", index=False)
     summary = table.groupby("similarity")[["epe_affine_px", "epe_px", "dice", "seconds"]].mean().round(3)
     md = (f"# Drift from the truth, {args.moving}->{args.target}, phantom v{args.phantom_version}\n\n"
           f"{len(moving)} ALIGNED test pairs registered from the identity (multires, {args.iterations} "
           "iterations); a loss with its minimum at the truth stays near 0 px.\n\n"
           f"{summary.to_markdown()}\n")
-    (args.out / f"{stem}.md").write_text(md, encoding="utf-8")
-    print(md)
-    return args.out / f"{stem}.md"
+    return write_report(args.out, stem, md, table)
 
 
 if __name__ == "__main__":

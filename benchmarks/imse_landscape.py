@@ -27,13 +27,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from imse_study.augment import random_spatial_displacement  # noqa: E402
 from imse_study.data.aligned import load_aligned  # noqa: E402
-from imse_study.evaluator.pretrained import load_any  # noqa: E402
 from imse_study.evaluator.use import foreground_mask  # noqa: E402
 from imse_study.losses.similarity import similarity  # noqa: E402
 from imse_study.warp import warp  # noqa: E402
+from probes import imse_similarities, write_report  # noqa: E402
 
 SHIFTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
@@ -93,18 +94,13 @@ def main(argv: list[str] | None = None) -> Path:
     generator = torch.Generator().manual_seed(0)
     fields = random_spatial_displacement(tuple(moving.shape[2:]), len(moving), generator=generator)
     sims = {"mi": similarity("mi"), "mind": similarity("mind")}
-    for path in args.evaluators:
-        model, meta = load_any(str(path))
-        sims[f"imse:{Path(str(path)).stem}"] = similarity("imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=args.moving,
-                                                         target_modality=args.target)
+    sims.update(imse_similarities(args.evaluators, args.moving, args.target))
     rows = []
     for name, sim in sims.items():
         for kind in ("shift", "paper"):
             rows += losses(name, sim, moving, target, fields, kind)
     table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.moving}-{args.target}-v{args.phantom_version}"
-    table.to_csv(args.out / f"{stem}.csv", index=False)
     summary = summarise(table)
     text = summary.pivot_table(index=["kind", "size"], columns="similarity", values="rise_over_spread").round(2)
     detected = summary.pivot_table(index=["kind", "size"], columns="similarity", values="detected").round(2)
@@ -112,9 +108,7 @@ def main(argv: list[str] | None = None) -> Path:
           "Loss rise above the aligned pair's loss, in standard deviations of the aligned pairs' loss\n"
           "(size: shift in px along every axis, or scale of the paper's random displacement):\n\n"
           f"{text.to_markdown()}\n\nFraction of pairs whose loss rose:\n\n{detected.to_markdown()}\n")
-    (args.out / f"{stem}.md").write_text(md, encoding="utf-8")
-    print(md)
-    return args.out / f"{stem}.md"
+    return write_report(args.out, stem, md, table)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from imse_study.data.aligned import load_aligned  # noqa: E402
-from imse_study.evaluator.pretrained import load_any  # noqa: E402
 from imse_study.evaluator.use import foreground_mask  # noqa: E402
-from imse_study.losses.similarity import similarity  # noqa: E402
 from imse_study.warp import warp  # noqa: E402
+from probes import imse_similarities  # noqa: E402
 
 
 def half_pixel(x: torch.Tensor, there_and_back: bool = True) -> torch.Tensor:
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> str:
              f"v{args.phantom_version}, {len(moving)} test pairs)", "",
              "| evaluator | aligned | " + " | ".join(f"{name} (change)" for name in cases) + " |",
              "|---|---|" + "---|" * len(cases)]
-    for path in args.evaluators:
-        model, meta = load_any(str(path))
-        sim = similarity("imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=args.moving,
-                         target_modality=args.target)
+    for path, sim in zip(args.evaluators, imse_similarities(args.evaluators, args.moving, args.target).values()):
 
         def loss(m: torch.Tensor, t: torch.Tensor) -> np.ndarray:
             with torch.no_grad():

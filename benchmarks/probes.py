@@ -1,0 +1,31 @@
+"""What the IMSE loss probes (imse_drift, imse_landscape, imse_sharpness) share: the IMSE similarity of
+each evaluator named on the command line, and the report files they write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from imse_study.evaluator.pretrained import load_any
+from imse_study.losses.similarity import Similarity, similarity
+
+
+def imse_similarities(evaluators: list[str], moving: str, target: str) -> dict[str, Similarity]:
+    """``{"imse:<name>": IMSE loss}`` for shipped evaluator names or checkpoint files, in the given order."""
+    found = {}
+    for path in evaluators:
+        model, meta = load_any(str(path))
+        found[f"imse:{Path(str(path)).stem}"] = similarity(
+            "imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=moving, target_modality=target)
+    return found
+
+
+def write_report(out: Path, stem: str, markdown: str, table: pd.DataFrame | None = None) -> Path:
+    """``out/<stem>.md`` (and ``out/<stem>.csv`` with ``table``), the Markdown also printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    if table is not None:
+        table.to_csv(out / f"{stem}.csv", index=False)
+    (out / f"{stem}.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+    return out / f"{stem}.md"
