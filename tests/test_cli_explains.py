@@ -8,7 +8,7 @@ import pytest
 
 from imse_study.cli import build_parser
 from imse_study.evaluator.pretrained import available_pretrained
-from tests.clitools import run_cli
+from clitools import run_cli
 
 
 def test_evaluators_lists_every_shipped_one_with_its_floor():
@@ -62,7 +62,7 @@ def test_error_map_is_read_against_the_floor(tmp_path, ph):
     assert "over the joint foreground" in out and "aligned MR test pairs: mean" in out
     assert "image units" in out and "red (E > 0)" in out and "blue (E < 0)" in out
     # an evaluator file without a floor: said, not a crash
-    from tests.clitools import write_evaluator
+    from clitools import write_evaluator
 
     code, out, _ = run_cli("error-map", ph / "sub-3000_t1.nii.gz", ph / "sub-3000_t2.nii.gz", "--evaluator",
                            write_evaluator(tmp_path / "tiny.pt", 2), "-o", tmp_path / "e2.nii.gz")
