@@ -69,7 +69,7 @@ def _add_budget_flags(p: argparse.ArgumentParser, network_size: bool = False) ->
 
 
 _RECIPE_FLAGS = ("arch", "lr_schedule", "warmup_steps", "schedule_epochs", "patience", "min_delta", "appearance",
-                 "precision", "aligned_fraction", "init_weights")
+                 "precision", "aligned_fraction", "anchor_sides", "init_weights")
 
 
 def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -93,6 +93,9 @@ def _add_evaluator_recipe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligned-fraction", type=float,
                    help="share of training pairs anchored at the truth: an unresampled reference and the other "
                         "image moved a little or not at all (default 0, the paper's pairs)")
+    p.add_argument("--anchor-sides", choices=("reference", "both"),
+                   help="which image an anchored pair keeps unresampled: the reference (default) or, for half "
+                        "of them, the other image (the moving image is of the evaluator's modality)")
     p.add_argument("--init-weights", metavar="CHECKPOINT",
                    help="start from this evaluator's weights (fine-tuning; same --arch and --width)")
     p.add_argument("--phantom-version", type=int, help="generation of the bundled phantom (default: the loader's)")

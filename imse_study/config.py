@@ -58,6 +58,7 @@ class EvaluatorTraining:
     precision: str = "float32"  # "float32" or "bfloat16" (autocast of the training forward pass)
     aligned_fraction: float = 0.0  # share of Eq. 5 pairs anchored at the truth (evaluator.objective.anchor_at_truth)
     init_weights: str | None = None  # start from this evaluator checkpoint's weights (fine-tuning)
+    anchor_sides: str = "reference"  # which image an anchored pair keeps unresampled: "reference" or "both"
 
 
 @dataclass(frozen=True)

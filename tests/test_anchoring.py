@@ -91,3 +91,43 @@ def test_runs_recorded_before_anchoring_existed_still_resume(tmp_path):
     with pytest.raises(ValueError, match="aligned_fraction"):  # but anchoring is a setting that shapes the weights
         train_evaluator(tmp_path / "old2", "t1", 2, "smoke", progress=False, epochs=2, resume=True,
                         budget={"aligned_fraction": 0.5})
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_both_sides_anchors_keep_one_image_unresampled_and_shrink_the_other(seed):
+    g = torch.Generator().manual_seed(seed)
+    d1, d2 = torch.randn(32, 2, 8, 8, generator=g), torch.randn(32, 2, 8, 8, generator=g)
+    a1, a2 = anchor_at_truth(d1, d2, 1.0, g, sides="both")
+    for i in range(32):
+        still_reference, still_other = torch.count_nonzero(a2[i]) == 0, torch.count_nonzero(a1[i]) == 0
+        assert still_reference or still_other  # every item anchored: one side unresampled
+        if still_reference:
+            assert a1[i].abs().max() <= d1[i].abs().max() + 1e-6
+        else:
+            assert a2[i].abs().max() <= d2[i].abs().max() + 1e-6
+
+
+def test_both_sides_anchoring_swaps_about_half_and_the_label_is_still_x2_minus_x1():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(256, 1, 16, 16) * 2 - 1
+    inputs, label = make_training_pair(x, "none", (2, 50), g, aligned_fraction=1.0, anchor_sides="both")
+    reference_kept = (inputs[:, :1] - x).flatten(1).abs().amax(1) < 1e-5  # a zero warp is exact to rounding
+    other_kept = (inputs[:, 1:] - x).flatten(1).abs().amax(1) < 1e-5
+    assert bool((reference_kept | other_kept).all())
+    swapped = float((other_kept & ~reference_kept).float().mean())  # half swap, a quarter of those not moved
+    assert 0.25 < swapped < 0.5
+    torch.testing.assert_close(label, inputs[:, :1] - inputs[:, 1:])
+
+
+def test_reference_side_anchoring_is_the_default_and_unchanged():
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    default = make_training_pair(x, "none", (2, 50), torch.Generator().manual_seed(2), aligned_fraction=0.5)
+    named = make_training_pair(x, "none", (2, 50), torch.Generator().manual_seed(2), aligned_fraction=0.5,
+                               anchor_sides="reference")
+    assert all(torch.equal(a, b) for a, b in zip(default, named))
+
+
+def test_unknown_anchor_sides_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="anchor_sides must be one of"):
+        train_evaluator(tmp_path / "x", "t1", 2, "smoke", progress=False, budget={"anchor_sides": "left"})

@@ -40,7 +40,7 @@ from imse_study.config import EvaluatorTraining, get_profile
 from imse_study.data.datasets import is_phantom
 from imse_study.evaluator.checkpoint import EvaluatorMeta, read_checkpoint, save_checkpoint
 from imse_study.evaluator.model import ARCHS, build_evaluator
-from imse_study.evaluator.objective import evaluator_objective
+from imse_study.evaluator.objective import ANCHOR_SIDES, evaluator_objective
 from imse_study.evaluator.objective import make_training_pair  # noqa: F401  (re-exported)
 from imse_study.evaluator.use import foreground_mask
 from imse_study.modalities import CT_PARTNERS, MR_MODALITIES, SCALING, T1, is_ct, kind_of
@@ -288,7 +288,8 @@ def _training_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: to
     """One step of Eq. 5: a random batch of ``train``, its training pair, one Adam update."""
     def step(g: torch.Generator, _: int) -> dict[str, float]:
         index = torch.randint(0, train.shape[0], (cfg.batch_size,), generator=g)
-        inputs, label = make_training_pair(train[index], noise, n_range, g, appearance, cfg.aligned_fraction)
+        inputs, label = make_training_pair(train[index], noise, n_range, g, appearance, cfg.aligned_fraction,
+                                          cfg.anchor_sides)
         with _autocast(cfg.precision, dev):
             prediction = model(inputs)
         loss = evaluator_objective(prediction, label)
@@ -323,6 +324,8 @@ def check_recipe(cfg: EvaluatorTraining) -> None:
         raise ValueError(f"min_delta must be 0 or more, not {cfg.min_delta}")
     if not 0 <= cfg.aligned_fraction <= 1:
         raise ValueError(f"aligned_fraction must be between 0 and 1, not {cfg.aligned_fraction}")
+    if cfg.anchor_sides not in ANCHOR_SIDES:
+        raise ValueError(f"anchor_sides must be one of {ANCHOR_SIDES}, not {cfg.anchor_sides!r}")
     if cfg.init_weights is not None and not Path(cfg.init_weights).is_file():
         raise ValueError(f"--init-weights {cfg.init_weights}: no such evaluator checkpoint")
 
@@ -342,6 +345,7 @@ def recipe_record(cfg: EvaluatorTraining, schedule_steps: int, phantom_version: 
     """The opt-in recipe settings as the metadata records them (``schedule_steps``: the cosine's span)."""
     return {"lr_schedule": cfg.lr_schedule, "warmup_steps": cfg.warmup_steps,
             "aligned_fraction": cfg.aligned_fraction, "init_weights": cfg.init_weights,
+            "anchor_sides": cfg.anchor_sides,
             "schedule_steps": schedule_steps if cfg.lr_schedule != "constant" else None,
             "patience": cfg.patience, "min_delta": cfg.min_delta, "precision": cfg.precision,
             "phantom_version": phantom_version}
@@ -380,7 +384,7 @@ def reproduce_command(out, modality, dim, profile, noise, n_range, seed, dataset
 
 # recipe fields added after runs were first recorded: left out of a run's settings at these values, so
 # that earlier runs resume
-_ADDED_LATER = {"aligned_fraction": 0.0, "init_weights": None}
+_ADDED_LATER = {"aligned_fraction": 0.0, "init_weights": None, "anchor_sides": "reference"}
 
 # what decides an evaluator's weights besides its budget (EvaluatorTraining): resume compares them
 _SETTINGS = ("modality", "dim", "size", "noise", "n_range", "profile", "seed", "dataset", "arch", "appearance")
