@@ -50,10 +50,11 @@ def test_no_checks_is_pending_and_a_reason_is_not_testable():
     assert decide([Check("a", True)], untestable="no data").status == verdict.NOT_TESTABLE
 
 
-def test_nan_differences_are_undecided():
+def test_nan_differences_and_a_single_pair_are_undecided():
     assert difference_check("x", math.nan, -1, 1).passed is None
-    assert paired_difference([], []) == (math.nan, math.nan, math.nan) or all(
-        math.isnan(v) for v in paired_difference([], []))
+    assert all(math.isnan(v) for v in paired_difference([], []))
+    d, low, high = paired_difference([0.9], [0.1])  # one pair: no interval, so no support
+    assert d > 0 and difference_check("x", d, low, high).passed is None
 
 
 def test_paired_difference_interval_holds_the_mean():

@@ -501,10 +501,8 @@ def page_verdict(stem: str, results_csv: str | Path, modality: str | None = None
     """The verdict of one experiment page as Markdown: the claims it tests, decided by the same rule
     and code as the claims page, from this run's results file(s) only (``results_csv`` and its
     ``_correlations`` sibling where the page writes one)."""
-    from imse_study.study.runner import page_name
-
     results_csv = Path(results_csv)
-    name = page_name(stem, modality, dim)
+    name = stem + (f"_{modality}" if modality else "") + ("" if dim in (None, 2) else f"_{dim}d")  # as the claims read
     tables = {name: pd.read_csv(results_csv)}
     sibling = results_csv.with_name(results_csv.stem + "_correlations.csv")
     if sibling.exists():

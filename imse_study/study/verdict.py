@@ -94,8 +94,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
                       seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``a - b`` over paired samples with a bootstrap percentile interval (scipy.stats.bootstrap).
 
-    Returns (difference, low, high); one pair or constant differences give a degenerate interval at
-    the difference itself (no evidence of spread), no pairs give NaNs.
+    Returns (difference, low, high); constant differences give a degenerate interval at the
+    difference itself, a single pair no interval (NaN: undecided), no pairs NaNs.
     """
     from scipy.stats import bootstrap
 
@@ -104,7 +104,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     if d.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(d.mean())
-    if d.size < 2 or np.ptp(d) == 0:
+    if d.size < 2:
+        return mean, math.nan, math.nan
+    if np.ptp(d) == 0:
         return mean, mean, mean
     res = bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
                     random_state=np.random.default_rng(seed))
