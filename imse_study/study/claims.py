@@ -511,7 +511,9 @@ def page_verdict(stem: str, results_csv: str | Path, modality: str | None = None
         raise ValueError(f"no claim is tested on {stem}; pages with claims: {', '.join(PAGE_CLAIMS)}")
     found = PAGE_CLAIMS[stem](Evidence(tables), dim)
     lines = ["**Verdict of this run** (the claims page decides with the same rule: "
-             "`imse_study/study/verdict.py`)", ""]
+             "`imse_study/study/verdict.py`)" + _profile_note(*tables.values()), ""]
+    if any("profile" in t and (t["profile"] == "smoke").any() for t in tables.values()):
+        lines += ["*Smoke profile: tiny models trained for seconds; this verdict only shows that the page works.*", ""]
     for c in found:
         lines.append(f"- **{c.key}** {c.claim}: {c.status}. {c.verdict.why}")
     return "\n".join(lines)
