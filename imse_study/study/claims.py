@@ -103,7 +103,7 @@ def _profile_note(*tables: pd.DataFrame | None) -> str:
 
 
 def _paired(table: pd.DataFrame, column: str, first: str, second: str, by: str = "method",
-            key: str = "pair") -> tuple[float, float, float]:
+            key: str | list[str] = "pair") -> tuple[float, float, float]:
     """Mean of ``first - second`` in ``column`` over the pairs both have, with its bootstrap interval."""
     a = table[table[by] == first].groupby(key)[column].mean()
     b = table[table[by] == second].groupby(key)[column].mean()
@@ -183,10 +183,11 @@ def translation_claim(experiments) -> Claim:
         if len(gans):
             best_nmae, best_ssim = gans["nmae"].idxmin(), gans["ssim"].idxmax()
             checks.append(difference_check(f"{pair_title(pair)} NMAE, IMSE − {best_nmae}",
-                                           *_paired(t, "nmae", "imse", best_nmae, key="item"), better="lower",
+                                           *_paired(t, "nmae", "imse", best_nmae, key=["source", "item"]), better="lower",
                                            ranked=False))
             checks.append(difference_check(f"{pair_title(pair)} SSIM, IMSE − {best_ssim}",
-                                           *_paired(t, "ssim", "imse", best_ssim, key="item"), better="higher"))
+                                           *_paired(t, "ssim", "imse", best_ssim, key=["source", "item"]),
+                                           better="higher"))
     if not checks:
         return Claim("E4", claim, "; ".join(parts) + " (CycleGAN/RegGAN not run yet)", decide([]))
     return _claim("E4", claim, "; ".join(parts) + _profile_note(*found.values()), checks)
