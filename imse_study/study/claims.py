@@ -90,7 +90,8 @@ def _link(name: str, text: str | None = None, ev: Evidence | None = None) -> str
 
 
 def _claim(key: str, claim: str, evidence: str, checks: list[Check], ours: bool = False) -> Claim:
-    return Claim(key, claim, evidence, decide(checks), ours, tuple(checks))
+    found = decide(checks) if checks else Verdict(PENDING, "Not checked: the methods it compares were not run.")
+    return Claim(key, claim, evidence, found, ours, tuple(checks))
 
 
 def _pending(key: str, claim: str, what: str, ours: bool = False) -> Claim:
