@@ -15,7 +15,8 @@ The notebooks and the book are the checkout's: the one the working folder is in 
 (:mod:`imse_study.checkout`), whatever their working folder.
 
 ``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book, ``--jobs 2``
-runs two notebooks at a time (one torch thread each on a 2-core machine). A notebook that
+runs two notebooks at a time (one torch thread each on a 2-core machine); a page that reads another's
+CSV (02's Table 2 shows page 03's classic tools as reference rows) runs after it. A notebook that
 fails stops the run with the path of the partly executed notebook, which shows the failing cell.
 """
 
