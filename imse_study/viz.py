@@ -217,12 +217,13 @@ def shuffle_remap_figure(image, remapped: dict[int, np.ndarray], curves: dict[in
 
 
 def _overlay_image(reference: np.ndarray, other: np.ndarray, error: np.ndarray | None, labels: np.ndarray | None,
-                 title: str, vmax: float, show_error: bool, show_labels: bool, dpi: int) -> bytes:
+                 title: str, vmax: float, show_error: bool, show_labels: bool, dpi: int,
+                 panels: tuple[str, str] = ("reference", "other")) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(5.0, 2.6))
     axes[0].imshow(reference, cmap="gray", vmin=-1, vmax=1)
-    axes[0].set_title("reference", fontsize=9)
+    axes[0].set_title(panels[0], fontsize=9)
     axes[1].imshow(other, cmap="gray", vmin=-1, vmax=1)
-    parts = ["other"]
+    parts = [panels[1]]
     if show_error and error is not None:
         im = axes[1].imshow(_visible(error, vmax), cmap=ERROR_CMAP, vmin=-vmax, vmax=vmax, alpha=0.8)
         bar = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
@@ -244,8 +245,11 @@ def _overlay_image(reference: np.ndarray, other: np.ndarray, error: np.ndarray |
 
 
 def slice_viewer(cases: dict[str, dict[str, np.ndarray]], vmax: float = 1.0, dpi: int = 90,
-                 description: str = "slice"):
+                 description: str = "slice", panels: tuple[str, str] = ("reference", "other")):
     """An ipywidgets viewer: a slice slider, a method (case) selector and overlay toggles.
+
+    ``panels`` names the left and right images (e.g. "target" and "warped moving" for a
+    registration); the error overlays are offered only when some case has an ``error`` map.
 
     ``cases[name]`` holds arrays ``reference``, ``other``, ``error`` (signed E, optional) and
     ``labels`` (optional), each (N, H, W) 2D slices or one (D, H, W) volume sliced along axis 0.
@@ -260,14 +264,17 @@ def slice_viewer(cases: dict[str, dict[str, np.ndarray]], vmax: float = 1.0, dpi
     n = int(_np(cases[names[0]]["reference"]).shape[0])
     if any(int(_np(c["reference"]).shape[0]) != n for c in cases.values()):
         raise ValueError("every case must have the same number of slices")
-    modes = [("error + labels", True, True), ("error", True, False), ("labels", False, True)]
+    has_error = any(c.get("error") is not None for c in cases.values())
+    modes = ([("error + labels", True, True), ("error", True, False), ("labels", False, True)] if has_error
+             else [("labels", False, True), ("image only", False, False)])
 
     def frames(case: dict, name: str, show_error: bool, show_labels: bool):
         arrays = {k: (_np(v) if v is not None else None) for k, v in case.items()}
         return w.Stack([w.Image(value=_overlay_image(arrays["reference"][i], arrays["other"][i],
                                                    None if arrays.get("error") is None else arrays["error"][i],
                                                    None if arrays.get("labels") is None else arrays["labels"][i],
-                                                   f"{name}: {description} {i}", vmax, show_error, show_labels, dpi),
+                                                   f"{name}: {description} {i}", vmax, show_error, show_labels, dpi,
+                                                   panels),
                                         format="jpeg", layout=w.Layout(width="500px"))
                         for i in range(n)], selected_index=0)
 

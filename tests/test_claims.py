@@ -53,8 +53,8 @@ def test_capacity_claim_compares_widths(tmp_path):
     _register_csv(tmp_path, "mi", "02_register_t1t2")  # width 16: imse_sr 0.5 + 0.01 k
     (tmp_path / "gpu").mkdir()
     for dice, status in ((0.9, "**holds**"), (0.1, "**does not hold**")):
-        pd.DataFrame([{"direction": "ct->t1", "method": "imse_sr_w64", "pair": 0, "dice": dice, "hd95": 2.0,
-                       "grad": 0.01}]).to_csv(tmp_path / "gpu" / "02_register_t1t2_w64.csv", index=False)
+        pd.DataFrame([{"direction": "ct->t1", "method": "imse_sr_w64", "pair": i, "dice": dice, "hd95": 2.0,
+                       "grad": 0.01} for i in range(3)]).to_csv(tmp_path / "gpu" / "02_register_t1t2_w64.csv", index=False)
         found = claims.capacity_claim(tmp_path)
         assert found.status == status and f"→ {dice:.3f} (width 64)" in found.evidence
 

@@ -99,6 +99,48 @@ def test_retitle_adds_the_parameter_set(tmp_path):
     assert nbformat.read(path, as_version=4).cells[1].source == "# The evaluator (CT-MR, 3D)\n\ntext"
 
 
+def test_retitle_hides_papermills_injected_cell(tmp_path):
+    import nbformat
+
+    injected = nbformat.v4.new_code_cell("modality = 'ctmr'")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page"), injected])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    study.retitle(path, {})
+    assert nbformat.read(path, as_version=4).cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
+
+
+def test_table2_pages_read_page_03_and_run_after_it(tmp_path):
+    runs = study.link_pages(study.plan("02_register,03_traditional"), tmp_path)
+    params = {name: p for _, name, p in runs}
+    assert params["02_register_ctmr"]["reference_csv"] == "03_traditional_ctmr.csv"
+    assert "reference_csv" not in params["02_register_ctmr_3d"]  # page 03 is 2D
+    needs = study.dependencies(runs)
+    assert needs["02_register_t1t2"] == {"03_traditional_t1t2"} and needs["03_traditional_t1t2"] == set()
+    order = [name for _, name, _ in study._in_order(runs)]
+    assert order.index("03_traditional_ctmr") < order.index("02_register_ctmr")
+    alone = {name: p for _, name, p in study.link_pages(study.plan("02_register_t1t2"), tmp_path)}
+    assert "reference_csv" not in alone["02_register_t1t2"]  # 02 alone: the notebook's default (committed 03)
+    (tmp_path / "03_traditional_t1t2.csv").write_text("x\n")  # an earlier run in the same folder counts
+    again = {name: p for _, name, p in study.link_pages(study.plan("02_register_t1t2"), tmp_path)}
+    assert again["02_register_t1t2"]["reference_csv"] == "03_traditional_t1t2.csv"
+
+
+def test_reference_rows_come_from_page_03(tmp_path):
+    from imse_study.study.table2 import reference_rows
+
+    rows = [{"method": m, "mode": mode, "direction": "t2->t1", "pair": i, "dim": 2, "dice": 0.8, "hd95": 2.0,
+             "grad": 0.01, "seconds": 1.0, "profile": "smoke"}
+            for m, mode in (("ants", "tool"), ("mi", "multires"), ("mi", "paper")) for i in range(2)]
+    pd.DataFrame(rows).to_csv(tmp_path / "03.csv", index=False)
+    table, note = reference_rows(tmp_path / "03.csv", ["t1->t2", "t2->t1"], 2)
+    assert list(table["method"]) == ["ANTs SyN", "classic MI"] and set(table["paper row"]) == {"reference (page 03)"}
+    assert "0.800\u00a0±\u00a0" in table["Dice (ours)"].iloc[0] and "2 test pairs of t2->t1" in note
+    assert reference_rows(tmp_path / "none.csv", ["t2->t1"], 2)[0].empty
+    assert "2D" in reference_rows(None, ["t2->t1"], 3)[1]
+
+
 def test_parallel_runner_reports_the_failing_notebook(tmp_path):
     from tqdm.auto import tqdm
 

@@ -48,30 +48,40 @@ def _middle(x: np.ndarray) -> np.ndarray:
 
 
 def contour_figure(target: torch.Tensor, target_labels: torch.Tensor, results: dict[str, dict[str, torch.Tensor]],
-                   item: int = 0, labels: tuple[int, ...] = (3, 4, 5)) -> plt.Figure:
+                   item: int = 0, labels: tuple[int, ...] = (3, 4, 5), per_row: int = 4) -> plt.Figure:
     """Figure 5 style: the target with its label contours (yellow) and each method's warped labels (red).
 
     Only ``labels`` are outlined (default white matter, ventricles and skull: all six at once hide the image).
+    At most ``per_row`` methods side by side (each a warped image above its contours), so that the
+    thumbnails stay large enough to read on a book page.
     """
     names = list(results)
-    fig, axes = plt.subplots(2, len(names), figsize=(2.1 * len(names), 4.4), squeeze=False)
+    cols = max(1, min(per_row, len(names)))
+    blocks = -(-len(names) // cols)
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(2.9 * cols, 5.9 * blocks), squeeze=False)
     tgt = _middle(_np(target[item, 0]))
+
     def keep(lab: np.ndarray) -> np.ndarray:
         return np.where(np.isin(lab, labels), lab, 0)
 
     tgt_labels = keep(_middle(_np(target_labels[item, 0])).astype(int))
-    for col, name in enumerate(names):
+    for ax in axes.ravel():
+        _off(ax)
+    for k, name in enumerate(names):
+        row, col = 2 * (k // cols), k % cols
         warped = _middle(_np(results[name]["warped"][item, 0]))
         warped_labels = keep(_middle(_np(results[name]["labels"][item, 0])).astype(int))
-        axes[0, col].imshow(warped, cmap="gray", vmin=-1, vmax=1)
-        axes[0, col].set_title(name, fontsize=9)
-        axes[1, col].imshow(tgt, cmap="gray", vmin=-1, vmax=1)
-        _contours(axes[1, col], tgt_labels, colour="#ffeb3b", linewidth=0.5)
-        _contours(axes[1, col], warped_labels, colour="#ff1744", linewidth=0.7)
-        for ax in axes[:, col]:
-            _off(ax)
-    axes[0, 0].set_ylabel("warped moving", fontsize=9)
-    axes[1, 0].set_ylabel("target; yellow: its WM, ventricles, skull;\nred: the warped ones", fontsize=8)
+        axes[row, col].imshow(warped, cmap="gray", vmin=-1, vmax=1)
+        axes[row, col].set_title(name, fontsize=11)
+        axes[row + 1, col].imshow(tgt, cmap="gray", vmin=-1, vmax=1)
+        _contours(axes[row + 1, col], tgt_labels, colour="#ffeb3b", linewidth=0.6)
+        _contours(axes[row + 1, col], warped_labels, colour="#ff1744", linewidth=0.9)
+    for k in range(len(names), blocks * cols):  # empty places of the last row
+        axes[2 * (k // cols), k % cols].axis("off")
+        axes[2 * (k // cols) + 1, k % cols].axis("off")
+    for block in range(blocks):
+        axes[2 * block, 0].set_ylabel("warped moving", fontsize=10)
+        axes[2 * block + 1, 0].set_ylabel("target; yellow: its WM, ventricles, skull;\nred: the warped ones", fontsize=9)
     fig.tight_layout()
     return fig
 

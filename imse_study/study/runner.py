@@ -15,7 +15,8 @@ The notebooks and the book are the checkout's: the one the working folder is in 
 (:mod:`imse_study.checkout`), whatever their working folder.
 
 ``--only 00_data,01_evaluator`` runs some notebooks, ``--no-build`` skips the book, ``--jobs 2``
-runs two notebooks at a time (one torch thread each on a 2-core machine). A notebook that
+runs two notebooks at a time (one torch thread each on a 2-core machine); a page that reads another's
+CSV (02's Table 2 shows page 03's classic tools as reference rows) runs after it. A notebook that
 fails stops the run with the path of the partly executed notebook, which shows the failing cell.
 """
 
@@ -55,6 +56,9 @@ class Experiment:
     dims: tuple[int, ...] = ()
     extra: dict = field(default_factory=dict)  # fixed parameters for every run
     extra_by_dim: dict = field(default_factory=dict)  # {dim: parameters} for the runs of one dim
+    # (parameter, stem): the 2D runs read the CSV of the page of ``stem`` with the same modality,
+    # passed as ``parameter``; they run after that page when it is in the same run
+    reads: tuple[str, str] | None = None
 
     def runs(self) -> list[tuple[str, dict]]:
         """(output stem, parameters) for every point of the grid."""
@@ -93,8 +97,10 @@ EXPERIMENT_LIST: tuple[Experiment, ...] = (
     Experiment("00_data"),
     Experiment("01_evaluator", modalities=tuple(PAIRS)),
     # 3D: the networks trained on a GPU (no 3D translators are shipped, so no CycleGAN/RegGAN rows)
+    # Table 2 shows page 03's classic tools (ANTs, elastix, classic MI/MIND/IMSE) as reference rows
     Experiment("02_register", modalities=tuple(PAIRS), dims=(2, 3),
-               extra_by_dim={3: {"methods": ["ncc", "mi", "mind", "imse_bc", "imse_sr"]}}),
+               extra_by_dim={3: {"methods": ["ncc", "mi", "mind", "imse_bc", "imse_sr"]}},
+               reads=("reference_csv", "03_traditional")),
     Experiment("03_traditional", modalities=tuple(PAIRS)),
     Experiment("04_translation", modalities=tuple(PAIRS)),
     Experiment("05_spatial_error", modalities=tuple(PAIRS)),
@@ -128,6 +134,43 @@ def plan(only: str | list[str] | None) -> list[tuple[str, str, dict]]:
     e.g. ``02_register``) or one page (e.g. ``02_register_ctmr_3d``); everything when empty."""
     return [(e.stem, name, params) for page, e in _selection(only) for name, params in e.runs()
             if page in (e.stem, name)]
+
+
+def link_pages(runs: list[tuple[str, str, dict]], out_dir: Path) -> list[tuple[str, str, dict]]:
+    """Give each run that reads another page's CSV (``Experiment.reads``) that CSV's name when the page
+    runs in this plan or already lies in ``out_dir`` (the notebooks run in ``out_dir``); otherwise the
+    notebook falls back on its default (the committed page)."""
+    known = {e.stem: e for e in EXPERIMENT_LIST}
+    names = {name for _, name, _ in runs}
+    out = []
+    for stem, name, params in runs:
+        e = known.get(stem)
+        if e is not None and e.reads is not None and params.get("dim", 2) == 2 and "modality" in params:
+            parameter, other = e.reads
+            page = page_name(other, params["modality"])
+            if page in names or (out_dir / f"{page}.csv").exists():
+                params = {**params, parameter: f"{page}.csv"}
+        out.append((stem, name, params))
+    return out
+
+
+def dependencies(runs: list[tuple[str, str, dict]]) -> dict[str, set[str]]:
+    """For each run, the runs of the plan whose CSV it reads (given as a parameter ``<page>.csv``)."""
+    names = {name for _, name, _ in runs}
+    return {name: {v.removesuffix(".csv") for v in params.values()
+                   if isinstance(v, str) and v.endswith(".csv") and v.removesuffix(".csv") in names - {name}}
+            for _, name, params in runs}
+
+
+def _in_order(runs: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """``runs`` with every run after the runs it reads (stable otherwise)."""
+    needs, done, out, left = dependencies(runs), set(), [], list(runs)
+    while left:
+        ready = next(r for r in left if needs[r[1]] <= done or not (needs[r[1]] & {x[1] for x in left}))
+        left.remove(ready)
+        out.append(ready)
+        done.add(ready[1])
+    return out
 
 
 def _selection(only: str | list[str] | None) -> list[tuple[str, Experiment]]:
@@ -174,17 +217,21 @@ def environment() -> dict:
 
 def retitle(path: Path, params: dict) -> None:
     """Add the parameter set to the executed notebook's title (its first ``# `` heading), so that the
-    book's pages of one notebook run with different parameters have different titles."""
+    book's pages of one notebook run with different parameters have different titles; and tag
+    papermill's injected-parameters cell ``remove-cell`` (Jupyter Book hides cells by that tag only;
+    the page shows the parameters used in a table of its own)."""
     import nbformat
 
     parts = [pair_title(params["modality"])] if "modality" in params else []
     if "dim" in params:
         parts.append(f"{params['dim']}D")
-    if not parts:
-        return
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    for cell in nb.cells:
+        if parts and cell.cell_type == "markdown" and cell.source.startswith("# "):
             first, _, rest = cell.source.partition("\n")
             suffix = f" ({', '.join(parts)})"
             if not first.endswith(suffix):
@@ -301,6 +348,8 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
     """
     notebooks = notebooks or find_checkout() / "notebooks"
     records: list[dict] = []
+    plan = _in_order(plan)
+    needs = dependencies(plan)
     bar = tqdm(total=len(plan), desc=f"notebooks ({profile})", unit="nb")
     if jobs == 1:
         for stem, name, params in plan:
@@ -321,11 +370,16 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
     before = previous_seconds(out_dir)
     queue = sorted(plan, key=lambda item: -before.get(item[1], 0.0))
     failure = None
+    finished: set[str] = set()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {}
         while queue or running:
             while queue and len(running) < jobs:  # a failure empties the queue
-                stem, name, params = queue.pop(0)
+                ready = [item for item in queue if needs[item[1]] <= finished]  # the pages it reads are done
+                if not ready:
+                    break
+                queue.remove(ready[0])
+                stem, name, params = ready[0]
                 running[pool.submit(execute, stem, name, params, out_dir, profile, seed, notebooks, extra)] = (stem, name)
             bar.set_postfix_str(", ".join(name for _, name in running.values()))
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -336,6 +390,7 @@ def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, see
                 except Exception as exc:
                     failure = failure or ((stem, name), exc)
                     continue
+                finished.add(name)
                 bar.update()
                 bar.write(f"{name}: {records[-1]['seconds']:.1f} s")
             if failure is not None:
@@ -381,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and "threads" not in extra:  # share the cores instead of oversubscribing them
         extra["threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
     args.out = output_folder(parser, args, repo / "book")
-    runs = plan(args.only)
+    runs = link_pages(plan(args.only), args.out)
     if not is_phantom(args.dataset):
         extra = {"dataset": args.dataset, "data_root": args.root, "train": True, **extra}
         runs = [r for r in runs if r[0] != "00_data"]  # it draws the phantom itself
