@@ -128,10 +128,15 @@ def _comparison(imse: float, nmi: float, mi: float, ci: float = 0.01) -> pd.Data
 def test_verdict_says_plainly_when_imse_does_not_win():
     losing = qc.verdict(_comparison(imse=0.80, nmi=0.95, mi=0.70), {"within_1mm": 0.5})
     assert "IMSE does NOT beat NMI" in losing and "Scores ahead of IMSE on the true error: NMI" in losing
-    assert "|rho| >= 0.95: NOT met" in losing and "50%, NOT met" in losing
+    assert "|rho| >= 0.95: NOT met" in losing and "50%, NOT met" in losing and "too few" not in losing
     winning = qc.verdict(_comparison(imse=0.97, nmi=0.90, mi=0.85), {"within_1mm": 0.9})
     assert "better than NMI and MI" in winning and "do not overlap" in winning and "NOT beat" not in winning
     assert "|rho| >= 0.95: met" in winning and "90%, met" in winning
     close = qc.verdict(_comparison(imse=0.91, nmi=0.90, mi=0.89, ci=0.05), {})
     assert "overlap, so the difference is not established" in close
     assert "no calibrated estimate" in close
+
+
+def test_verdict_warns_when_one_class_is_tiny():
+    comparison = _comparison(imse=0.9, nmi=0.8, mi=0.7).assign(failures=38)  # 2 of 40 did not fail
+    assert "Only 2 registration(s) fall in the smaller class" in qc.verdict(comparison, {})

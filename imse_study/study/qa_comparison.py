@@ -80,6 +80,7 @@ SCORES: tuple[Score, ...] = (
 )
 SCORE_BY_NAME = {s.name: s for s in SCORES}
 IMSE_ESTIMATE, IMSE_SCORE = "IMSE estimate (mm)", "IMSE score"
+MIN_CLASS = 5  # fewer failures (or successes) than this: the verdict says the AUC is not telling
 
 
 def settings(profile: str) -> dict[str, Any]:
@@ -423,6 +424,10 @@ def verdict(comparison: pd.DataFrame, check: dict[str, float], subset: str = "al
     lines = [f"Over {int(me['registrations'])} registrations of {int(me['subjects'])} test subjects "
              f"({int(me['failures'])} failures), the {imse} has |Spearman rho| {_with_ci(me, 'epe')} with the true "
              f"mean end-point error and {_with_ci(me, 'dice')} with Dice; its failure ROC AUC is {_fmt(me['auc'])}."]
+    fewer = int(min(me["failures"], me["registrations"] - me["failures"]))
+    if fewer < MIN_CLASS:
+        lines.append(f"Only {fewer} registration(s) fall in the smaller class (failed or not): the AUCs here rest on "
+                     "too few to tell the scores apart.")
     usual = [n for n in ("NMI", "MI") if n in others.index]
     if usual:
         said = "; ".join(f"{n} {_with_ci(others.loc[n], 'epe')}, AUC {_fmt(others.loc[n]['auc'])}" for n in usual)
