@@ -135,6 +135,8 @@ def test_verdict_says_plainly_when_imse_does_not_win():
     close = qc.verdict(_comparison(imse=0.91, nmi=0.90, mi=0.89, ci=0.05), {})
     assert "overlap, so the difference is not established" in close
     assert "no calibrated estimate" in close
+    mixed = _comparison(imse=0.90, nmi=0.88, mi=0.60, ci=0.05)
+    assert "apart from MI's but overlapping NMI's (not established against NMI)" in qc.verdict(mixed, {})
 
 
 def test_verdict_warns_when_one_class_is_tiny():

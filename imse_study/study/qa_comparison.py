@@ -434,8 +434,14 @@ def verdict(comparison: pd.DataFrame, check: dict[str, float], subset: str = "al
         beaten = [n for n in usual if me["rho_epe"] > others.loc[n]["rho_epe"]]
         clear = [n for n in beaten if me["rho_epe_low"] > others.loc[n]["rho_epe_high"]]
         if len(beaten) == len(usual):
-            how = ("with bootstrap intervals that do not overlap" if len(clear) == len(usual)
-                   else "but the bootstrap intervals overlap, so the difference is not established")
+            close = [n for n in usual if n not in clear]
+            if not close:
+                how = "with bootstrap intervals that do not overlap"
+            elif not clear:
+                how = "but the bootstrap intervals overlap, so the difference is not established"
+            else:
+                how = (f"with intervals apart from {' and '.join(clear)}'s but overlapping {' and '.join(close)}'s "
+                       f"(not established against {' and '.join(close)})")
             lines.append(f"IMSE ranks the true error better than {' and '.join(usual)} ({said}), {how}.")
         else:
             lost = [n for n in usual if n not in beaten]
