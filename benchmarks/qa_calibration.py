@@ -46,19 +46,13 @@ sys.path.insert(0, str(ROOT))
 from imse_study.atomic import atomic_write, atomic_write_json  # noqa: E402
 from imse_study.evaluator.pretrained import load_any  # noqa: E402
 from imse_study.qa.calibration import Calibration, load_calibration, misaligned_pairs, roc_auc  # noqa: E402
+from imse_study.qa.score import nmi  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "qa"
 EVALUATORS = ("phantom-t1-2d", "phantom-ct-2d")
 VARIANTS = ("noisy", "low-res")
 TARGETS = {"spearman_abs": 0.95, "failure_auc": 0.95, "within_1mm": 0.80}
 PLAIN = "plain (v1 test)"
-
-
-def nmi(reference: np.ndarray, moved: np.ndarray) -> float:
-    """Normalised mutual information (Studholme), 32 bins: higher = better aligned."""
-    from skimage.metrics import normalized_mutual_information
-
-    return float(normalized_mutual_information(reference, moved, bins=32))
 
 
 def measure(calibration: Calibration, pairs: pd.DataFrame) -> dict:

@@ -204,6 +204,14 @@ def test_notebook_runs_in_smoke_profile(smoke_notebooks, name):
     if name.startswith("07_robustness"):
         assert {"imse", "mind", "imse_robust"} <= set(results["variant"])
         assert {"fooled", "dice_affine", "dice_deformable", "loss_truth", "loss_solution"} <= set(results.columns)
+    if name.startswith("08_qa"):
+        assert {"perturbed", "optimise-mi", "optimise-imse"} <= set(results["source"])
+        assert {"epe_mm", "dice", "failed", "imse_score", "imse_mm", "imse_p_failed", "mi", "nmi", "lncc", "mind",
+                "cyclegan_mae", "reggan_mae", "jac_folded", "jac_logdet_std"} <= set(results.columns)
+        assert results["dice"].between(0, 1).all() and (results["epe_mm"] >= 0).all()
+        comparison = pd.read_csv(out / f"{name}_comparison.csv")
+        assert {"IMSE estimate (mm)", "NMI", "MI", "MIND distance", "CycleGAN MAE"} <= set(comparison["score"])
+        assert comparison["auc"].dropna().between(0, 1).all()
     if name.startswith("06_shuffle_remap"):
         registration = results[results["metric_kind"] == "registration"]
         assert {"N_2", "N_2_10", "N_2_30", "N_2_50"} <= set(registration["method"])

@@ -7,6 +7,7 @@ from imse_study.metrics.field import (
     gradient_loss,
     gradient_smoothness,
     jacobian_determinant,
+    log_jacobian_std,
     nonpositive_jacobian_fraction,
 )
 from imse_study.metrics.image import DATA_RANGE, image_quality, image_quality_per_item
@@ -21,5 +22,6 @@ __all__ = [
     "image_quality",
     "image_quality_per_item",
     "jacobian_determinant",
+    "log_jacobian_std",
     "nonpositive_jacobian_fraction",
 ]

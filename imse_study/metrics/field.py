@@ -80,3 +80,12 @@ def nonpositive_jacobian_fraction(displacement: ArrayLike) -> float:
     with torch.no_grad():
         det = jacobian_determinant(displacement)
     return float((det <= 0).double().mean())
+
+
+def log_jacobian_std(displacement: ArrayLike, floor: float = 1e-3) -> float:
+    """Standard deviation of log det(I + grad u) over all voxels of the batch, the determinant
+    clamped to ``floor`` where the map folds: 0 for a rigid or constant field, growing with local
+    expansion and compression (a common label-free sanity check of a registration's field)."""
+    with torch.no_grad():
+        det = jacobian_determinant(displacement).to(torch.float64)
+    return float(torch.log(det.clamp_min(floor)).std(unbiased=False))

@@ -259,30 +259,72 @@ def aligned_pairs(model: torch.nn.Module, aligned, reference_modality: str, othe
             bar.update(len(chunk))
     table = pd.DataFrame(rows)
     table["subject"] = [str(aligned.subjects[i]) for i in table["item"]]
-    table["failed"] = table["dice"] < table["aligned_dice"] - FAILURE_DICE_DROP
+    table["failed"] = is_failure(table["dice"], table["aligned_dice"])
     return table
+
+
+def is_failure(dice_value: np.ndarray | float, aligned_dice: np.ndarray | float,
+               drop: float = FAILURE_DICE_DROP) -> np.ndarray:
+    """The failure label of the issue's ROC: Dice more than ``drop`` below the aligned pair's Dice."""
+    return np.asarray(dice_value, dtype=np.float64) < np.asarray(aligned_dice, dtype=np.float64) - drop
+
+
+@dataclass
+class PerturbedBatch:
+    """Pairs of known misalignment (tensors, one row per pair): ``target`` and its labels untouched,
+    ``moved`` / ``moved_labels`` the moving modality's image and labels warped by ``field`` (the
+    paper's random displacement times a scale, voxels); ``moving_labels`` the unmoved labels (the
+    aligned pair's, for its Dice)."""
+
+    target: torch.Tensor
+    moved: torch.Tensor
+    target_labels: torch.Tensor
+    moved_labels: torch.Tensor
+    moving_labels: torch.Tensor
+    field: torch.Tensor
+
+
+def perturbed_batch(aligned, moving_modality: str, target_modality: str, items: Sequence[int],
+                    scales: Sequence[float], seeds: Sequence[int]) -> PerturbedBatch:
+    """Item ``items[j]``'s ``moving_modality`` image and labels moved by the paper's random affine +
+    elastic displacement (section 4.1, seed ``seeds[j]``) times ``scales[j]``; the moved image is
+    clamped to [-1, 1]."""
+    index = torch.as_tensor(list(items), dtype=torch.long)
+    scale = torch.tensor([float(v) for v in scales])
+    shape = tuple(aligned.images[target_modality].shape[2:])
+    fields = torch.cat([random_spatial_displacement(shape, 1, generator=torch.Generator().manual_seed(int(s)))
+                        for s in seeds])
+    fields = fields * scale.view(-1, *([1] * (fields.dim() - 1)))
+    moving_labels = aligned.labels[moving_modality][index]
+    return PerturbedBatch(target=aligned.images[target_modality][index],
+                          moved=warp(aligned.images[moving_modality][index], fields).clamp(-1.0, 1.0),
+                          target_labels=aligned.labels[target_modality][index],
+                          moved_labels=warp(moving_labels, fields, mode="nearest"), moving_labels=moving_labels,
+                          field=fields)
+
+
+def mean_epe_mm(residual: torch.Tensor, spacing: Sequence[float], region: np.ndarray) -> np.ndarray:
+    """Per pair: the mean length in mm of the residual displacement ``residual`` (B, ndim, *S, voxels)
+    over ``region`` (B, *S; the whole image where a pair's region is empty)."""
+    scale = torch.tensor([float(v) for v in spacing], dtype=residual.dtype).view(1, -1, *([1] * (residual.dim() - 2)))
+    length = (residual * scale).pow(2).sum(1).sqrt().numpy()
+    region = np.asarray(region, dtype=bool)
+    return np.array([float(length[j][region[j]].mean()) if region[j].any() else float(length[j].mean())
+                     for j in range(length.shape[0])])
 
 
 def _score_pairs(model: torch.nn.Module, aligned, reference_modality: str, other_modality: str,
                  chunk: list[tuple[int, int]], factors: Sequence[float], seed: int,
                  extra_scores: dict[str, Callable[[np.ndarray, np.ndarray], float]]) -> list[dict]:
-    items = torch.tensor([i for i, _ in chunk])
-    scale = torch.tensor([float(factors[k]) for _, k in chunk])
-    shape = tuple(aligned.images[reference_modality].shape[2:])
-    fields = torch.cat([random_spatial_displacement(shape, 1, generator=torch.Generator().manual_seed(seed + j))
-                        for j in range(len(chunk))])
-    fields = fields * scale.view(-1, *([1] * (fields.dim() - 1)))
-    reference = aligned.images[reference_modality][items]
-    moved = warp(aligned.images[other_modality][items], fields).clamp(-1.0, 1.0)
-    other_labels = aligned.labels[other_modality][items]
-    moved_labels = warp(other_labels, fields, mode="nearest")
-    target_labels = aligned.labels[reference_modality][items]
+    batch = perturbed_batch(aligned, other_modality, reference_modality, [i for i, _ in chunk],
+                            [factors[k] for _, k in chunk], [seed + j for j in range(len(chunk))])
+    reference, moved = batch.target, batch.moved
     with torch.no_grad():
         error = error_map(model, reference, moved).abs()[:, 0].numpy()
     foreground = (foreground_mask(reference) | foreground_mask(moved))[:, 0].numpy()
-    spacing = torch.tensor(aligned.spacing, dtype=fields.dtype).view(1, -1, *([1] * (fields.dim() - 2)))
-    epe = (fields * spacing).pow(2).sum(1).sqrt().numpy()
-    joint = ((target_labels > 0) | (moved_labels > 0))[:, 0].numpy()
+    joint = ((batch.target_labels > 0) | (batch.moved_labels > 0))[:, 0].numpy()
+    epe = mean_epe_mm(batch.field, aligned.spacing, joint)
+    epe[~joint.any(axis=tuple(range(1, joint.ndim)))] = 0.0
     spacing_mm = tuple(float(v) for v in aligned.spacing)
     rows = []
     for j, (i, k) in enumerate(chunk):
@@ -290,9 +332,10 @@ def _score_pairs(model: torch.nn.Module, aligned, reference_modality: str, other
         rows.append({
             "item": i, "factor": float(factors[k]),
             **scores_of(error[j], foreground[j], spacing_mm),
-            "epe_mm": float(epe[j][joint[j]].mean()) if joint[j].any() else 0.0,
-            "dice": dice(moved_labels[j : j + 1].numpy(), target_labels[j : j + 1].numpy())["mean"],
-            "aligned_dice": dice(other_labels[j : j + 1].numpy(), target_labels[j : j + 1].numpy())["mean"],
+            "epe_mm": float(epe[j]),
+            "dice": dice(batch.moved_labels[j : j + 1].numpy(), batch.target_labels[j : j + 1].numpy())["mean"],
+            "aligned_dice": dice(batch.moving_labels[j : j + 1].numpy(),
+                                 batch.target_labels[j : j + 1].numpy())["mean"],
             "error_q95": float(np.quantile(smooth[foreground[j]], 0.95)) if foreground[j].any() else 0.0,
             **{name: float(fn(reference[j, 0].numpy(), moved[j, 0].numpy())) for name, fn in extra_scores.items()},
         })

@@ -52,3 +52,14 @@ def scores_of(error: np.ndarray, foreground: np.ndarray, spacing: tuple[float, .
     deep = interior(foreground, spacing, slice_axis)
     return {"foreground": score_of(error, foreground),
             "interior": score_of(error, deep if deep.any() else foreground)}
+
+
+NMI_BINS = 32
+
+
+def nmi(reference: np.ndarray, moved: np.ndarray, bins: int = NMI_BINS) -> float:
+    """Normalised mutual information (Studholme; scikit-image, ``bins`` bins), the usual label-free
+    comparison score: higher = better aligned (1 for independent images, 2 for identical ones)."""
+    from skimage.metrics import normalized_mutual_information
+
+    return float(normalized_mutual_information(np.asarray(reference), np.asarray(moved), bins=bins))

@@ -110,6 +110,8 @@ EXPERIMENT_LIST: tuple[Experiment, ...] = (
     # book's page runs the four main variants on 8 pairs (about 4 minutes per page on one core)
     Experiment("07_robustness", modalities=tuple(PAIRS),
                extra={"n_pairs": 8, "variants": ["imse", "mi", "mind", "imse_robust"]}),
+    # beyond the paper (issue 17): IMSE's QA against MI, NMI, LNCC, MIND, translated MAE, the Jacobian
+    Experiment("08_qa", modalities=tuple(PAIRS)),
 )
 
 def paper_tables(path: str | Path | None = None) -> dict:
