@@ -142,3 +142,18 @@ def test_verdict_says_plainly_when_imse_does_not_win():
 def test_verdict_warns_when_one_class_is_tiny():
     comparison = _comparison(imse=0.9, nmi=0.8, mi=0.7).assign(failures=38)  # 2 of 40 did not fail
     assert "Only 2 registration(s) fall in the smaller class" in qc.verdict(comparison, {})
+
+
+def test_the_qa_claim_holds_when_the_imse_estimate_tracks_the_error_and_nmi_does_not(tmp_path):
+    from imse_study.modalities import PAIRS
+    from imse_study.study.claims import page_verdict
+
+    rng = np.random.default_rng(0)
+    epe = rng.uniform(0, 5, 120)
+    table = pd.DataFrame({"subject": np.repeat(np.arange(8), 15), "epe_mm": epe,
+                          "imse_mm": epe + rng.normal(0, 0.05, 120), "nmi": rng.normal(size=120),
+                          "mi": -epe + rng.normal(0, 3, 120), "profile": "quick"})
+    pair = next(iter(PAIRS))
+    table.to_csv(tmp_path / f"08_qa_{pair}.csv", index=False)
+    text = page_verdict("08_qa", tmp_path / f"08_qa_{pair}.csv", pair)
+    assert "**B4**" in text and "holds**" in text and "does not hold" not in text

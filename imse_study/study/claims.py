@@ -422,6 +422,30 @@ def capacity_claim(experiments) -> Claim:
                   checks, ours=True)
 
 
+def qa_claim(experiments) -> Claim:
+    """B4, from 08_qa: IMSE's calibrated estimate tracks the true mean end-point error of registrations
+    of varied quality better than NMI and MI: per pair and rival, the subject-bootstrap difference of
+    |Spearman rho| (both on the same registrations) above zero."""
+    from imse_study.study.qa_comparison import IMSE_ESTIMATE, rho_difference
+
+    ev = _source(experiments)
+    claim = ("*Ours:* without labels, IMSE's QA estimate tells how wrong a registration is better than the scores in "
+             "use: its |Spearman ρ| with the true mean end-point error beats NMI's and MI's")
+    found = {p: t for p in PAIRS if (t := ev.read(f"08_qa_{p}")) is not None}
+    if not found:
+        return _pending("B4", claim, "08_qa", True)
+    evidence, checks = [], []
+    for pair, t in found.items():
+        parts = []
+        for rival in ("NMI", "MI"):
+            d, low, high = rho_difference(t, IMSE_ESTIMATE, rival)
+            checks.append(difference_check(f"{pair_title(pair)}, |ρ| IMSE estimate − {rival}", d, low, high))
+            parts.append(f"{rival} {d:+.2f}")
+        evidence.append(f"{_link(f'08_qa_{pair}', pair_title(pair), ev)} ({len(t)} registrations, "
+                        f"{t['subject'].nunique()} subjects): |ρ| IMSE − " + ", ".join(parts))
+    return _claim("B4", claim, "; ".join(evidence) + _profile_note(*found.values()), checks, ours=True)
+
+
 STATIC = [Claim(
     "R7", "The paper's absolute numbers (BraTS 2019 T1-T2; clinical head-and-neck CT-MR)",
     "BraTS needs a licence-bound download (its manifest is ready: `data_manifests/brats2019.yaml`); the clinical CT-MR "
@@ -434,6 +458,7 @@ SECTIONS: list[tuple[str, Callable[[Evidence], list[Claim]]]] = [
                                                    ablation_claim(e), *traditional_claims(e), *STATIC]),
     ("Beyond the paper: can free-form warps fool the evaluator?", lambda e: [*robustness_claims(e),
                                                                               capacity_claim(e)]),
+    ("Beyond the paper: registration QA without labels", lambda e: [qa_claim(e)]),
 ]
 
 # The claims each experiment page tests (its verdict cell shows them, from its own tables only)
@@ -445,6 +470,7 @@ PAGE_CLAIMS: dict[str, Callable[[Evidence, int], list[Claim]]] = {
     "05_spatial_error": lambda e, dim: [correlation_claim(e)],
     "06_shuffle_remap_ablation": lambda e, dim: [ablation_claim(e)],
     "07_robustness": lambda e, dim: robustness_claims(e),
+    "08_qa": lambda e, dim: [qa_claim(e)],
 }
 
 HEADER = """# The paper's claims, and what this study finds
