@@ -89,6 +89,7 @@ class Settings:
     partner: str | None = None
     ranking_against: tuple[str, ...] | None = None  # None: every other phantom modality
     mode: str = "multires"
+    flips: str = "none"  # IMSE's test-time mirror averaging (imse_study.evaluator.symmetry)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,6 +178,7 @@ def registrars(names: tuple[str, ...], pairs: Any, model: torch.nn.Module, setti
         return run
 
     return {n: counted(classic_registrar(n, pairs, evaluator=model if n == "imse" else None, mode=settings.mode,
+                                         similarity_options={"flips": settings.flips} if n == "imse" else None,
                                          iterations=settings.iterations, progress=False)) for n in names}
 
 
@@ -340,10 +342,13 @@ def measure(evaluator: str | Path, out: str | Path | None = None, settings: Sett
     settings = settings or Settings()
     check_settings(settings)
     name = evaluator_name(evaluator)
-    out = Path(out) if out is not None else RESULTS / name / f"phantom-v{settings.phantom_version}"
+    out = Path(out) if out is not None else RESULTS / name / (
+        f"phantom-v{settings.phantom_version}" + ("" if settings.flips == "none" else f"-flips-{settings.flips}"))
     model, meta = load_evaluator_for(evaluator, settings.profile)
     directions(meta.modality, settings.partner)  # a bad partner fails before any work
     record = {"evaluator": str(evaluator), "name": name, **asdict(settings)}
+    if settings.flips == "none":
+        record.pop("flips")  # as recorded before the option existed, so those runs still resume
     done = prepare_folder(out, json.loads(json.dumps(record)), resume, overwrite)
     rank = ranking(model, meta, settings)
     table = registration(model, meta, settings, done, save=lambda t: _write_csv(t, out / PARTIAL), progress=progress)
@@ -408,6 +413,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--pairs", type=int, default=8, help="test pairs per direction (default 8)")
     parser.add_argument("--iterations", type=int, default=200, help="optimisation steps per registration")
     parser.add_argument("--partner", choices=MODALITIES, help="the other modality (default: t2 for t1, t1 otherwise)")
+    parser.add_argument("--flips", default="none", choices=("none", "point", "axes"),
+                        help="IMSE's test-time mirror averaging (default none: the plain evaluator)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/evaluator_transfer/"
                                                   "<evaluator>/phantom-v<version>)")
@@ -419,7 +426,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     settings = Settings(profile=args.profile, pairs=args.pairs, iterations=args.iterations,
                         phantom_version=args.phantom_version,
                         variants=parse_variants(args.variants, args.phantom_version),
-                        variant_methods=tuple(args.variant_methods), partner=args.partner)
+                        variant_methods=tuple(args.variant_methods), partner=args.partner, flips=args.flips)
     try:
         written = measure(args.evaluator, args.out, settings, args.resume, args.overwrite, not args.no_progress)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

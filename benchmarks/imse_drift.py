@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--phantom-version", type=int, default=2)
     parser.add_argument("--no-baselines", action="store_true", help="skip MI and MIND")
+    parser.add_argument("--flips", nargs="+", default=["none"], choices=("none", "point", "axes"),
+                        help="IMSE's test-time mirror averaging settings to compare (evaluator.symmetry)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "imse_drift")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
     labels_m = aligned.labels[args.moving][: args.pairs]
     labels_t = aligned.labels[args.target][: args.pairs]
     sims = {} if args.no_baselines else {"mi": similarity("mi"), "mind": similarity("mind")}
-    sims.update(imse_similarities(args.evaluators, args.moving, args.target))
+    sims.update(imse_similarities(args.evaluators, args.moving, args.target, tuple(args.flips)))
     rows = []
     for name, sim in sims.items():
         for i in range(len(moving)):
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> Path:
                          "dice": dice(moved_labels, labels_t[i:i + 1])["mean"], "seconds": result.seconds})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    stem = f"{args.moving}-{args.target}-v{args.phantom_version}"
+    stem = f"{args.moving}-{args.target}-v{args.phantom_version}" + ("" if args.flips == ["none"] else "-flips")
     summary = table.groupby("similarity")[["epe_affine_px", "epe_px", "dice", "seconds"]].mean().round(3)
     md = (f"# Drift from the truth, {args.moving}->{args.target}, phantom v{args.phantom_version}\n\n"
           f"{len(moving)} ALIGNED test pairs registered from the identity (multires, {args.iterations} "

@@ -11,14 +11,25 @@ from imse_study.evaluator.pretrained import load_any
 from imse_study.losses.similarity import Similarity, similarity
 
 
-def imse_similarities(evaluators: list[str], moving: str, target: str) -> dict[str, Similarity]:
-    """``{"imse:<name>": IMSE loss}`` for shipped evaluator names or checkpoint files, in the given order."""
+def imse_similarities(evaluators: list[str], moving: str, target: str,
+                      flips: tuple[str, ...] = ("none",)) -> dict[str, Similarity]:
+    """``{"imse:<name>": IMSE loss}`` for shipped evaluator names or checkpoint files, in the given order;
+    with several ``flips`` settings (evaluator.symmetry) one loss per setting, named ``imse:<name>+<flips>``."""
     found = {}
     for path in evaluators:
         model, meta = load_any(str(path))
-        found[f"imse:{Path(str(path)).stem}"] = similarity(
-            "imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=moving, target_modality=target)
+        label = evaluator_label(path)
+        for f in flips:
+            found[f"imse:{label}" + ("" if f == "none" else f"+{f}")] = similarity(
+                "imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=moving,
+                target_modality=target, flips=f)
     return found
+
+
+def evaluator_label(path: str | Path) -> str:
+    """A short name for an evaluator: a shipped name, or a run folder's name for ``<run>/evaluator.pt``."""
+    path = Path(str(path))
+    return path.parent.name if path.name in ("evaluator.pt", "best.pt", "last.pt") and path.parent.name else path.stem
 
 
 def write_report(out: Path, stem: str, markdown: str, table: pd.DataFrame | None = None) -> Path:

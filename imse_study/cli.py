@@ -161,7 +161,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
             moving_modality=args.moving_modality, target_modality=args.target_modality,
             moving_labels=args.moving_labels, target_labels=args.target_labels, iterations=args.iterations,
             mode=args.mode, smooth_weight=args.smooth_weight, precision=args.precision,
-            dim=None if args.dim == "auto" else int(args.dim),
+            dim=None if args.dim == "auto" else int(args.dim), flips=args.flips,
         )
     print(summary_text(summary, args.output))
     return 0
@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth-weight", type=float, help="weight of the smoothness term (default 5)")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="imse: bfloat16 runs the evaluator under autocast, about 2x faster on recent CPUs")
+    p.add_argument("--flips", choices=("none", "point", "axes"), default="none",
+                   help="imse: average the evaluator over mirror images of the pair (point: 2x the time, axes: "
+                        "2**dim x), which cancels its sub-pixel direction bias")
     p.add_argument("--dim", choices=("auto", "2", "3"), default="auto",
                    help="2: slice by slice (never through-plane), 3: in 3D; auto (default): 2 for a stack of 2D "
                         "slices (fewer than 8, or slices at least 2x as far apart as the in-plane voxels), else 3")

@@ -66,6 +66,9 @@ def check_register_options(args: argparse.Namespace) -> None:
     if args.precision != "float32" and name != "imse":
         raise ValueError(f"--precision {args.precision} applies only to --similarity imse (the evaluator under "
                          f"autocast), not {name}; drop --precision")
+    if getattr(args, "flips", "none") != "none" and name != "imse":
+        raise ValueError(f"--flips {args.flips} applies only to --similarity imse (mirror averaging of the evaluator), "
+                         f"not {name}; drop --flips")
     if args.target_labels and not args.moving_labels:
         raise ValueError("--target-labels needs --moving-labels: Dice compares the warped moving labels with the "
                          "target's; give both, or neither")

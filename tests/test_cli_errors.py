@@ -222,10 +222,11 @@ def test_a_header_claiming_an_enormous_image_is_refused_unread(data, tmp_path, m
     (["--precision", "bfloat16"], "--precision bfloat16 applies only to --similarity imse"),
     (["--similarity", "imse_robust", "--evaluator", "phantom-t1-2d", "--precision", "bfloat16"], "not imse_robust"),
     (["--similarity", "imse"], "needs --evaluator"),
+    (["--flips", "point"], "--flips point applies only to --similarity imse"),
     (["--similarity", "mutual-info"], "unknown similarity 'mutual-info'"),
     (["--target-labels", "labels.nii.gz"], "--target-labels needs --moving-labels"),
 ], ids=["evaluator-with-mi", "bfloat16-with-mi", "bfloat16-with-robust", "imse-without-evaluator",
-        "unknown-similarity", "target-labels-alone"])
+        "flips-with-mi", "unknown-similarity", "target-labels-alone"])
 def test_register_options_that_would_be_ignored_are_refused(data, tmp_path, no_work, extra, fragment):
     code, _, err = _register(data, tmp_path / "out", *extra)
     assert_one_line_error(code, err, fragment)

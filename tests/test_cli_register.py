@@ -61,8 +61,9 @@ def test_register_command_writes_results_and_dice(tmp_path, ph):
     out2 = tmp_path / "out2"
     assert main(["register", str(tmp_path / "moving.nii.gz"), str(ph / "sub-3000_t2.nii.gz"), "-o", str(out2),
                  "--similarity", "imse", "--evaluator", str(tmp_path / "e.pt"), "--moving-modality", "t1",
-                 "--target-modality", "t2", "--iterations", "6", "--precision", "bfloat16"]) == 0
+                 "--target-modality", "t2", "--iterations", "6", "--precision", "bfloat16", "--flips", "point"]) == 0
     summary2 = json.loads((out2 / "summary.json").read_text())
+    assert summary2["flips"] == "point"
     assert summary2["slicewise"] is True  # a 2D evaluator on a stack registers slice by slice
     field = np.asarray(nib.load(out2 / "displacement.nii.gz").dataobj)
     assert np.all(field[..., 2] == 0)

@@ -140,14 +140,16 @@ def register_files(
     evaluator: str | None = None, moving_modality: str = "mr", target_modality: str = "mr",
     moving_labels: str | Path | None = None, target_labels: str | Path | None = None,
     iterations: int = 200, mode: str = "multires", smooth_weight: float | None = None, progress: bool = True,
-    precision: str = "float32", dim: int | None = None,
+    precision: str = "float32", dim: int | None = None, flips: str = "none",
 ) -> dict[str, Any]:
     """Register ``moving_path`` onto ``target_path``; write the results into folder ``out``.
 
     ``dim`` (2, 3 or None: decide from the target's header) follows
     :func:`~imse_study.data.geometry.registration_plan`. ``precision="bfloat16"`` runs the IMSE
     evaluator under autocast (about 2x faster on CPUs with AMX or AVX-512 BF16, same Dice in
-    ``benchmarks/run.py``); other similarities ignore it."""
+    ``benchmarks/run.py``); ``flips="point"`` averages it over mirror images of the pair
+    (:mod:`imse_study.evaluator.symmetry`: no sub-pixel direction bias, 2x the cost); other
+    similarities ignore both."""
     moving, moving_affine, _ = load_nifti(moving_path)
     target, affine, _ = load_nifti(target_path)
     if moving.ndim != target.ndim:
@@ -175,7 +177,7 @@ def register_files(
                              f"({plan.reason}); pass --dim {meta.dim} or a {plan.dim}D evaluator")
         options = {"evaluator": model, "evaluator_modality": meta.modality}
         if similarity == "imse":
-            options["precision"] = precision
+            options["precision"], options["flips"] = precision, flips
         working_spacing = evaluator_spacing(meta)
     sim = make_similarity(similarity, moving_modality=moving_modality, target_modality=target_modality, **options)
     kw: dict[str, Any] = {"iterations": iterations, "mode": mode}
@@ -200,6 +202,8 @@ def register_files(
         "seconds": round(seconds, 2),
         "displacement_units": "voxels of the target grid; last axis = component along array axes 0, 1[, 2]",
     }
+    if similarity == "imse":
+        summary["flips"] = flips
     if moving_labels is not None:
         labels = _on_target_grid(moving_labels, target.shape, affine, notes, "moving labels")
         moved = warp(torch.from_numpy(labels.astype(np.float32))[None, None], field, mode="nearest")[0, 0]
