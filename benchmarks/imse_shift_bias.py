@@ -29,7 +29,8 @@ from imse_study.data.aligned import load_aligned  # noqa: E402
 from imse_study.evaluator.pretrained import load_any  # noqa: E402
 from imse_study.losses.similarity import similarity  # noqa: E402
 from imse_study.warp import warp  # noqa: E402
-from probes import evaluator_label, write_report  # noqa: E402
+from evaluator_transfer import evaluator_name  # noqa: E402
+from probes import write_report  # noqa: E402
 
 
 def loss_grid(loss, moving: torch.Tensor, target: torch.Tensor, steps: torch.Tensor) -> np.ndarray:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> Path:
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     summary = table.groupby(["moving", "loss"])[["min_dy", "min_dx", "min_offset_px"]].mean().round(3)
-    label = evaluator_label(args.evaluator)
+    label = evaluator_name(args.evaluator)
     md = (f"# Shift bias of each loss, evaluator {label} (target {target_modality}), phantom v{args.phantom_version}\n\n"
           f"{len(target)} ALIGNED test pairs; the moving image shifted on a {args.step} px grid up to "
           f"{args.reach} px; mean position of each pair's minimum (an unbiased loss: 0, 0).\n\n"

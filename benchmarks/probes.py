@@ -10,6 +10,8 @@ import pandas as pd
 from imse_study.evaluator.pretrained import load_any
 from imse_study.losses.similarity import Similarity, similarity
 
+from evaluator_transfer import evaluator_name  # the one short name of an evaluator (a run folder's, or shipped)
+
 
 def imse_similarities(evaluators: list[str], moving: str, target: str,
                       flips: tuple[str, ...] = ("none",)) -> dict[str, Similarity]:
@@ -18,18 +20,12 @@ def imse_similarities(evaluators: list[str], moving: str, target: str,
     found = {}
     for path in evaluators:
         model, meta = load_any(str(path))
-        label = evaluator_label(path)
+        label = evaluator_name(path)
         for f in flips:
             found[f"imse:{label}" + ("" if f == "none" else f"+{f}")] = similarity(
                 "imse", evaluator=model, evaluator_modality=meta.modality, moving_modality=moving,
                 target_modality=target, flips=f)
     return found
-
-
-def evaluator_label(path: str | Path) -> str:
-    """A short name for an evaluator: a shipped name, or a run folder's name for ``<run>/evaluator.pt``."""
-    path = Path(str(path))
-    return path.parent.name if path.name in ("evaluator.pt", "best.pt", "last.pt") and path.parent.name else path.stem
 
 
 def write_report(out: Path, stem: str, markdown: str, table: pd.DataFrame | None = None) -> Path:
