@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from tqdm.auto import tqdm
+from imse_study.progress import progress_bar
 
 from imse_study.atomic import atomic_write
 from imse_study.config import PhantomConfig, Profile, get_profile
@@ -663,7 +663,7 @@ def _generate_set(
     if version == 2:
         make = functools.partial(_subject_v2, dim=dim, cfg=cfg, variant=variant)
     desc = f"phantom v{version} {dim}D" + (f" {variant}" if variant else "")
-    parts = [make(s) for s in tqdm(ids, desc=desc, disable=not progress)]
+    parts = [make(s) for s in progress_bar(ids, desc=desc, disable=not progress)]
     per_subject = parts[0]["labels"].shape[0]
     return PhantomSet(
         images={m: np.concatenate([p[m] for p in parts]).astype(np.float32) for m in MODALITIES},

@@ -44,7 +44,7 @@ import torch
 from scipy import ndimage as ndi
 from scipy import stats
 from scipy.optimize import isotonic_regression, minimize
-from tqdm.auto import tqdm
+from imse_study.progress import progress_bar
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.evaluator.use import error_map, foreground_mask
@@ -251,7 +251,7 @@ def aligned_pairs(model: torch.nn.Module, aligned, reference_modality: str, othe
     n = len(aligned) if limit is None else min(limit, len(aligned))
     plan = [(i, k) for i in range(n) for k in range(len(factors))]
     rows: list[dict] = []
-    with tqdm(total=len(plan), desc=desc, disable=not progress, unit="pair") as bar:
+    with progress_bar(total=len(plan), desc=desc, disable=not progress, unit="pair") as bar:
         for start in range(0, len(plan), batch):
             chunk = plan[start : start + batch]
             rows += _score_pairs(model, aligned, reference_modality, other_modality, chunk, factors, seed + start,

@@ -339,7 +339,7 @@ def run_cohort(pairs: list[Pair], out: str | Path, evaluator: str = AUTO, worker
                scheduler: str | None = None, overwrite: bool = False, progress: bool = True) -> pd.DataFrame:
     """Score every pair (skipping those already ok in ``out/qa.csv`` unless ``overwrite``), keep
     ``out/qa.csv`` current after each, then write ``out/index.html``; returns the ranked table."""
-    from tqdm.auto import tqdm
+    from imse_study.progress import progress_bar
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -351,7 +351,7 @@ def run_cohort(pairs: list[Pair], out: str | Path, evaluator: str = AUTO, worker
     work = functools.partial(score_pair, out=str(out.resolve()), evaluator=str(evaluator), overwrite=overwrite)
     workers = workers or os.cpu_count() or 1
     stream = _dask(todo, work, scheduler) if scheduler else _local(todo, work, min(workers, max(len(todo), 1)))
-    with tqdm(total=len(pairs), initial=len(done), desc="qa", unit="pair", disable=not progress) as bar:
+    with progress_bar(total=len(pairs), initial=len(done), desc="qa", unit="pair", disable=not progress) as bar:
         for row in stream:
             rows[row["id"]] = row
             write_table(rows.values(), out)

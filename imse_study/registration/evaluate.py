@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from imse_study.progress import progress_bar
 
 from imse_study.augment import random_spatial_displacement
 from imse_study.data.aligned import AlignedSet, load_aligned
@@ -137,7 +137,7 @@ def evaluate(methods: dict[str, Registrar], pairs: TestPairs, include_initial: b
     """Run every method on every pair; one row per pair x method (plus ``initial``)."""
     rows = []
     total = len(pairs) * (len(methods) + int(include_initial))
-    with tqdm(total=total, desc=f"evaluate {pairs.direction}", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"evaluate {pairs.direction}", disable=not progress) as bar:
         for i in range(len(pairs)):
             if include_initial:
                 rows.append(_row(pairs, i, "initial", None, 0.0))

@@ -90,9 +90,9 @@ def register_arrays(
     total = iterations * len(pairs)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from imse_study.progress import progress_bar
 
-        bar = tqdm(total=total, desc="registration 3D" if plan.dim == 3 else f"slice 1/{len(pairs)}", leave=False)
+        bar = progress_bar(total=total, desc="registration 3D" if plan.dim == 3 else f"slice 1/{len(pairs)}", leave=False)
     fields = []
     try:
         for k, (m, t) in enumerate(pairs):

@@ -193,9 +193,9 @@ class _Stepper:
         self.total, self.callback, self.step, self.losses = total, callback, 0, []
         self.bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from imse_study.progress import progress_bar
 
-            self.bar = tqdm(total=total, desc="registration", leave=False)
+            self.bar = progress_bar(total=total, desc="registration", leave=False)
 
     def done(self, loss: float) -> None:
         self.step += 1

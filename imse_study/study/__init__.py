@@ -3,3 +3,7 @@ the claims page and the runner that executes the notebooks and builds the book.
 
 The engine (every other room of :mod:`imse_study`) never imports this package.
 """
+
+from imse_study.study.papermill_output import show_progress_in_terminal as _show_progress_in_terminal
+
+_show_progress_in_terminal()  # a kernel that the papermill command runs: long cells report to its terminal

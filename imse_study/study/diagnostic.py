@@ -227,10 +227,10 @@ def fooling_diagnostic(
     check_optimise_options(optimise_options)
     pairs = dpairs.pairs
     resolved = resolve_variants(variants, pairs)
-    from tqdm.auto import tqdm
+    from imse_study.progress import progress_bar
 
     rows, dev = [], torch.device(device) if device is not None else pairs.moving.device
-    with tqdm(total=len(pairs) * len(resolved), desc=f"diagnostic {pairs.direction}", disable=not progress) as bar:
+    with progress_bar(total=len(pairs) * len(resolved), desc=f"diagnostic {pairs.direction}", disable=not progress) as bar:
         for i in range(len(pairs)):
             moving, target = pairs.moving[i : i + 1].to(dev), pairs.target[i : i + 1].to(dev)
             truth = dpairs.truth[i : i + 1].to(dev)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["papermill_output_path", "results_path"]
+__all__ = ["papermill_output_path", "results_path", "started_by_papermill_command", "show_progress_in_terminal"]
 
 _COMMAND_NAMES = ("papermill", "papermill.exe", "papermill-script.py")
 
@@ -41,6 +41,22 @@ def papermill_output_path() -> Path | None:
             return None
     path = Path(output).expanduser()
     return path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
+
+
+def started_by_papermill_command() -> bool:
+    """Whether this process is a kernel that the ``papermill`` command started (its parent)."""
+    argv, _ = _command_line(_parent_process())
+    return _papermill_arguments(argv) is not None
+
+
+def show_progress_in_terminal() -> None:
+    """In a kernel run by the ``papermill`` command, send the package's progress bars to that
+    command's terminal (:mod:`imse_study.progress`), unless ``IMSE_STUDY_PROGRESS`` is already set:
+    papermill shows only its "Executing" bar, and a long cell would otherwise give no sign of life."""
+    from imse_study.progress import ENV_PROGRESS
+
+    if ENV_PROGRESS not in os.environ and _notebook_variables() and started_by_papermill_command():
+        os.environ[ENV_PROGRESS] = "terminal"
 
 
 def results_path(name: str, given: str | os.PathLike | None = None) -> Path:

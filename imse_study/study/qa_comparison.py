@@ -211,7 +211,7 @@ def make_registrations(aligned, modalities: tuple[str, str], items: Sequence[int
     """Both directions of the pair ``modalities``: the perturbed fields (:func:`perturbed`) and each
     registrar (``registrars[name](moving, target) -> register``) from the paper's misaligned start
     (seed ``start_seed`` + item; default the registration tables' :data:`~imse_study.registration.evaluate.TEST_SEED`)."""
-    from tqdm.auto import tqdm
+    from imse_study.progress import progress_bar
 
     from imse_study.registration.evaluate import TEST_SEED
 
@@ -219,7 +219,7 @@ def make_registrations(aligned, modalities: tuple[str, str], items: Sequence[int
     a, b = modalities
     out = []
     jobs = [(m, t, name) for m, t in ((a, b), (b, a)) for name in (PERTURBED, *registrars)]
-    for moving, target, name in tqdm(jobs, desc="registrations", disable=not progress):
+    for moving, target, name in progress_bar(jobs, desc="registrations", disable=not progress):
         if name == PERTURBED:
             out.append(perturbed(aligned, moving, target, items, factors, seed))
         else:

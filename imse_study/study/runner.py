@@ -23,6 +23,7 @@ fails stops the run with the path of the partly executed notebook, which shows t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -339,6 +340,22 @@ def previous_seconds(out_dir: Path) -> dict[str, float]:
     return {Path(k).stem: float(v.get("seconds", 0.0)) for k, v in runs.items()}
 
 
+@contextlib.contextmanager
+def kernel_progress(jobs: int):
+    """Where the kernels' progress bars go while the study runs (they inherit the environment): with
+    one job, this terminal; with several, nowhere, since bars of parallel kernels would overwrite each
+    other and this process draws one bar per page. A value the user set is kept."""
+    from imse_study.progress import ENV_PROGRESS
+
+    before = os.environ.get(ENV_PROGRESS)
+    os.environ[ENV_PROGRESS] = before or ("terminal" if jobs == 1 else "off")
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV_PROGRESS]
+
+
 def run_plan(plan: list[tuple[str, str, dict]], out_dir: Path, profile: str, seed: int, extra: dict,
              jobs: int, tqdm, notebooks: Path | None = None) -> tuple[list[dict], tuple[tuple[str, str], BaseException] | None]:
     """Execute ``plan`` ((stem, name, params) triples), ``jobs`` notebooks at a time.
@@ -445,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             parser.error("nothing to run: 00_data shows the phantom only")
     start = time.perf_counter()
-    records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm, repo / "notebooks")
+    with kernel_progress(args.jobs):
+        records, failure = run_plan(runs, args.out, args.profile, args.seed, extra, args.jobs, tqdm, repo / "notebooks")
     if failure is not None:
         write_run_log(args.out, records, args.profile, time.perf_counter() - start)
         (stem, name), exc = failure

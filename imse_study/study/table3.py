@@ -59,9 +59,10 @@ def ablation_evaluators(modality_pair: str, dim: int = 2, profile: str = "quick"
 
 def ablation_table(modality_pair: str, evaluators: pd.DataFrame, dim: int = 2, profile: str = "quick",
                    n_pairs: int | None = 8, mode: str = "multires", iterations: int = 200, dataset: str = "phantom",
-                   root: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   root: str | None = None, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-pair registration results, ranking AUC) for every available ablation evaluator, on the
-    test pairs of ``dataset`` (a manifest set ranks against the direction's other modality only)."""
+    test pairs of ``dataset`` (a manifest set ranks against the direction's other modality only).
+    ``progress``: a bar over the registrations (:mod:`imse_study.progress`)."""
     from imse_study.evaluator.pretrained import load_any
     from imse_study.evaluator.quality import ranking_report
 
@@ -78,7 +79,7 @@ def ablation_table(modality_pair: str, evaluators: pd.DataFrame, dim: int = 2, p
             mode=mode, iterations=iterations, progress=False)
         rankings.append(ranking_report(model, evaluator_modality, dim, profile, others=others, dataset=dataset,
                                        root=root).assign(setting=row.setting))
-    table = evaluate(registrars, pairs, include_initial=True, progress=False)
+    table = evaluate(registrars, pairs, include_initial=True, progress=progress)
     table.insert(0, "modality_pair", modality_pair)
     ranking = pd.concat(rankings, ignore_index=True) if rankings else pd.DataFrame(
         columns=["reference", "other", "pairs", "auc", "setting"])
@@ -133,15 +134,17 @@ def ablation_networks(modality_pair: str, evaluators: pd.DataFrame, dim: int = 2
 
 
 def ablation_network_table(modality_pair: str, networks: pd.DataFrame, dim: int = 2, profile: str = "quick",
-                           n_pairs: int | None = None, dataset: str = "phantom", root: str | None = None) -> pd.DataFrame:
-    """Per-pair results of every available ablation network on the Table 3 direction's test pairs of ``dataset``."""
+                           n_pairs: int | None = None, dataset: str = "phantom", root: str | None = None,
+                           progress: bool = False) -> pd.DataFrame:
+    """Per-pair results of every available ablation network on the Table 3 direction's test pairs of
+    ``dataset``; ``progress``: a bar over the registrations."""
     from imse_study.registration.learned import load_network
 
     moving, target = pair(modality_pair).towards_evaluator
     pairs = make_test_pairs(moving, target, "test", dim, profile, limit=n_pairs, dataset=dataset, root=root)
     registrars = {row.setting: network_registrar(load_network(row.network)[0])
                   for row in networks.itertuples() if row.network is not None}
-    table = evaluate(registrars, pairs, include_initial=True, progress=False)
+    table = evaluate(registrars, pairs, include_initial=True, progress=progress)
     table.insert(0, "modality_pair", modality_pair)
     return table
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
+from imse_study.progress import progress_bar
 
 from imse_study.training.budget import time_deadline, time_is_up
 from imse_study.training.distributed import agree, average_gradients_before_steps, distributed, training_device
@@ -114,7 +114,7 @@ def run_training(run: Run, trainer: Trainer, seed: int, epochs: int, steps_per_e
     run.out.mkdir(parents=True, exist_ok=True)
     stop_epoch = epochs if stop_after_epochs is None else min(epochs, epoch + stop_after_epochs)
     plateau = stopping is not None and stopping.reached(history)
-    bar = tqdm(total=steps_per_epoch * epochs, initial=step, desc=trainer.name,
+    bar = progress_bar(total=steps_per_epoch * epochs, initial=step, desc=trainer.name,
                disable=not progress or run.rank != 0)
     while epoch < stop_epoch and not plateau:
         start = time.perf_counter()
