@@ -50,6 +50,32 @@ from imse_study.warp import warp  # noqa: E402
 from probes import imse_similarities, write_report  # noqa: E402
 
 
+class EdgeWeighted(torch.nn.Module):
+    """IMSE with voxel weights ``|grad reference|`` (Gaussian-smoothed, mean 1): a probe, not a package
+    similarity. A misalignment changes the reference only where it has edges, so elsewhere |E| is the
+    floor's noise alone; weighting by the edge strength is the matched filter for that signal."""
+
+    def __init__(self, imse, sigma: float = 1.0) -> None:
+        super().__init__()
+        self.imse, self.sigma = imse, sigma
+
+    def weights(self, reference: torch.Tensor) -> torch.Tensor:
+        radius = int(3 * self.sigma)
+        x = torch.arange(-radius, radius + 1, dtype=reference.dtype)
+        kernel = torch.exp(-x ** 2 / (2 * self.sigma ** 2))
+        kernel = kernel / kernel.sum()
+        dy, dx = torch.gradient(reference[:, 0], dim=(1, 2))
+        magnitude = torch.sqrt(dy ** 2 + dx ** 2)[:, None]
+        smooth = torch.nn.functional.conv2d(magnitude, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+        smooth = torch.nn.functional.conv2d(smooth, kernel.view(1, 1, 1, -1), padding=(0, radius))
+        return smooth / smooth.mean().clamp_min(1e-8)
+
+    def forward(self, warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        reference = target if self.imse.reference == "target" else warped.detach()
+        weights = self.weights(reference)
+        return self.imse(warped, target, weights if mask is None else weights * mask)
+
+
 def residual_epe(phi: torch.Tensor, start: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean ``|phi(x) + start(x + phi(x))|`` (px) inside ``mask``: 0 when ``phi`` undoes ``start``."""
     residual = phi + warp(start, phi)
@@ -75,6 +101,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--phantom-version", type=int, default=2)
     parser.add_argument("--no-baselines", action="store_true", help="skip MI")
     parser.add_argument("--flips", nargs="+", default=["none"], choices=("none", "point", "axes"))
+    parser.add_argument("--edge-weights", action="store_true",
+                        help="also run each IMSE loss weighted by the reference's edge strength (EdgeWeighted)")
     parser.add_argument("--stem", help="report name (default <moving>-<target>-v<version>)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "imse_capture")
     args = parser.parse_args(argv)
@@ -83,7 +111,10 @@ def main(argv: list[str] | None = None) -> Path:
     pairs, starts = misalign(aligned, args.moving, args.target, limit=args.pairs)
     truths = invert_displacement(starts)
     sims = {} if args.no_baselines else {"mi": similarity("mi")}
-    sims.update(imse_similarities(args.evaluators, args.moving, args.target, tuple(args.flips)))
+    imse = imse_similarities(args.evaluators, args.moving, args.target, tuple(args.flips))
+    sims.update(imse)
+    if args.edge_weights:
+        sims.update({f"{name}+edges": EdgeWeighted(sim) for name, sim in imse.items()})
     rows = []
     for (name, sim), iterations, affine_lr in itertools.product(sims.items(), args.iterations, args.affine_lr):
         for i in range(len(pairs)):
