@@ -48,22 +48,34 @@ def test_off_or_disabled_draws_nothing(monkeypatch, original_stderr, capsys, how
 
 
 def test_kernel_of_the_papermill_command_reports_to_its_terminal(tmp_path, monkeypatch):
-    """As a user types it: ``papermill in.ipynb out.ipynb``; the bar of a long cell shows in the
-    terminal, and the executed notebook does not keep it."""
+    """As a user types it, from a folder outside the checkout: ``papermill CHECKOUT/notebooks/in.ipynb
+    out.ipynb``. The bar of a long cell shows in the terminal (not in the executed notebook), and the
+    notebook finds the checkout that holds it."""
+    from imse_study.checkout import ENV_CHECKOUT
+
     monkeypatch.delenv(ENV_PROGRESS, raising=False)
+    monkeypatch.delenv(ENV_CHECKOUT, raising=False)
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    (checkout / "notebooks").mkdir(parents=True)
+    (checkout / "book").mkdir()
+    (checkout / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    elsewhere.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(
         "import imse_study.study  # every study notebook imports it\n"
+        "from imse_study.checkout import find_checkout\n"
         "from imse_study.progress import progress_bar\n"
-        "total = sum(progress_bar(range(5), desc='long cell'))")]
-    nbformat.write(nb, tmp_path / "in.ipynb")
-    done = subprocess.run([sys.executable, "-m", "papermill", "in.ipynb", "out.ipynb", "--no-progress-bar"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        "total = sum(progress_bar(range(5), desc='long cell'))\n"
+        "print('checkout:', find_checkout())")]
+    nbformat.write(nb, checkout / "notebooks" / "in.ipynb")
+    done = subprocess.run([sys.executable, "-m", "papermill", "../checkout/notebooks/in.ipynb", "out.ipynb",
+                           "--no-progress-bar"], cwd=elsewhere, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "long cell" in done.stderr and "5/5" in done.stderr
-    executed = json.loads((tmp_path / "out.ipynb").read_text())
-    assert "long cell" not in json.dumps(executed["cells"][0]["outputs"])
+    outputs = json.dumps(json.loads((elsewhere / "out.ipynb").read_text())["cells"][0]["outputs"])
+    assert "long cell" not in outputs
+    assert f"checkout: {checkout.resolve()}" in outputs
 
 
 def test_study_runner_sets_kernels_progress_for_its_run_only(monkeypatch):

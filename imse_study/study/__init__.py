@@ -4,6 +4,6 @@ the claims page and the runner that executes the notebooks and builds the book.
 The engine (every other room of :mod:`imse_study`) never imports this package.
 """
 
-from imse_study.study.papermill_output import show_progress_in_terminal as _show_progress_in_terminal
+from imse_study.study.papermill_output import adopt_papermill_command as _adopt_papermill_command
 
-_show_progress_in_terminal()  # a kernel that the papermill command runs: long cells report to its terminal
+_adopt_papermill_command()  # a kernel that the papermill command runs: its terminal shows progress, its notebook names the checkout

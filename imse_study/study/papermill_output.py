@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["papermill_output_path", "results_path", "started_by_papermill_command", "show_progress_in_terminal"]
+__all__ = ["papermill_output_path", "results_path", "adopt_papermill_command"]
 
 _COMMAND_NAMES = ("papermill", "papermill.exe", "papermill-script.py")
 
@@ -43,20 +43,32 @@ def papermill_output_path() -> Path | None:
     return path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
 
 
-def started_by_papermill_command() -> bool:
-    """Whether this process is a kernel that the ``papermill`` command started (its parent)."""
-    argv, _ = _command_line(_parent_process())
-    return _papermill_arguments(argv) is not None
+def adopt_papermill_command() -> None:
+    """In a kernel run by the ``papermill`` command, take from that command what the study needs,
+    leaving alone whatever the environment already sets:
 
-
-def show_progress_in_terminal() -> None:
-    """In a kernel run by the ``papermill`` command, send the package's progress bars to that
-    command's terminal (:mod:`imse_study.progress`), unless ``IMSE_STUDY_PROGRESS`` is already set:
-    papermill shows only its "Executing" bar, and a long cell would otherwise give no sign of life."""
+    - the package's progress bars go to its terminal (``IMSE_STUDY_PROGRESS=terminal``, see
+      :mod:`imse_study.progress`): papermill shows only its "Executing" bar, and a long cell would
+      otherwise give no sign of life;
+    - the checkout is the one holding the input notebook (``IMSE_STUDY_CHECKOUT``), so that
+      ``papermill ~/imse_study/notebooks/03_traditional.ipynb out.ipynb`` works from any folder.
+    """
+    from imse_study.checkout import ENV_CHECKOUT, is_checkout
     from imse_study.progress import ENV_PROGRESS
 
-    if ENV_PROGRESS not in os.environ and _notebook_variables() and started_by_papermill_command():
-        os.environ[ENV_PROGRESS] = "terminal"
+    if not _notebook_variables():
+        return
+    argv, cwd = _command_line(_parent_process())
+    if _papermill_arguments(argv) is None:
+        return
+    os.environ.setdefault(ENV_PROGRESS, "terminal")
+    source = _parameter(argv, "notebook_path")
+    if source and "://" not in source and ENV_CHECKOUT not in os.environ:
+        path = Path(source).expanduser()
+        path = path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
+        found = next((f for f in path.resolve().parents if is_checkout(f)), None)
+        if found is not None:
+            os.environ[ENV_CHECKOUT] = str(found)
 
 
 def results_path(name: str, given: str | os.PathLike | None = None) -> Path:
@@ -113,6 +125,12 @@ def _papermill_arguments(argv: list[str]) -> list[str] | None:
 
 def _output_argument(argv: list[str]) -> str | None:
     """The OUTPUT_PATH of a papermill command line, read by papermill's own parser (None if none)."""
+    return _parameter(argv, "output_path")
+
+
+def _parameter(argv: list[str], name: str) -> str | None:
+    """Argument ``name`` (``notebook_path``, ``output_path``) of a papermill command line, read by
+    papermill's own parser (None if absent, or not a papermill command line)."""
     args = _papermill_arguments(argv)
     if args is None:
         return None
@@ -122,5 +140,5 @@ def _output_argument(argv: list[str]) -> str | None:
         context = command.make_context("papermill", args, resilient_parsing=True)
     except Exception:  # noqa: BLE001 - another papermill version or a command line it cannot parse
         return None
-    output = context.params.get("output_path")
-    return str(output) if output else None
+    value = context.params.get(name)
+    return str(value) if value else None
