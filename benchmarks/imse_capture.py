@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--iterations", type=int, nargs="+", default=[200])
     parser.add_argument("--affine-lr", type=float, nargs="+", default=[DEFAULT_AFFINE_LR])
     parser.add_argument("--phantom-version", type=int, default=2)
+    parser.add_argument("--profile", default="quick", help="the evaluators' profile (its image size and spacing)")
     parser.add_argument("--no-baselines", action="store_true", help="skip MI")
     parser.add_argument("--flips", nargs="+", default=["none"], choices=("none", "point", "axes"))
     parser.add_argument("--edge-weights", action="store_true",
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "imse_capture")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    aligned = load_aligned(args.moving, args.target, "test", 2, "quick", version=args.phantom_version)
+    aligned = load_aligned(args.moving, args.target, "test", 2, args.profile, version=args.phantom_version)
     pairs, starts = misalign(aligned, args.moving, args.target, limit=args.pairs)
     truths = invert_displacement(starts)
     sims = {} if args.no_baselines else {"mi": similarity("mi")}
