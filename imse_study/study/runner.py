@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,7 +342,7 @@ def previous_seconds(out_dir: Path) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def kernel_progress(jobs: int):
+def kernel_progress(jobs: int) -> Iterator[None]:
     """Where the kernels' progress bars go while the study runs (they inherit the environment): with
     one job, this terminal; with several, nowhere, since bars of parallel kernels would overwrite each
     other and this process draws one bar per page. A value the user set is kept."""
