@@ -83,11 +83,15 @@ def residual_epe(phi: torch.Tensor, start: torch.Tensor, mask: torch.Tensor) -> 
 
 
 @torch.no_grad()
+def loss_at(sim, moving: torch.Tensor, target: torch.Tensor, field: torch.Tensor) -> float:
+    """The similarity (no smoothness term) of ``moving`` warped by ``field`` against ``target``."""
+    return float(sim(warp(moving, field), target, None))
+
+
 def loss_path(sim, moving: torch.Tensor, target: torch.Tensor, found: torch.Tensor, truth: torch.Tensor,
               points: int = 11) -> list[float]:
-    """The similarity (no smoothness term) along the straight line of fields from ``found`` to ``truth``."""
-    return [float(sim(warp(moving, (1 - a) * found + a * truth), target, None))
-            for a in torch.linspace(0, 1, points).tolist()]
+    """The similarity along the straight line of fields from ``found`` to ``truth``."""
+    return [loss_at(sim, moving, target, (1 - a) * found + a * truth) for a in torch.linspace(0, 1, points).tolist()]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> Path:
                 "dice_truth": dice(ideal, pairs.target_labels[i:i + 1])["mean"],
                 "loss_found_minus_truth": path[0] - path[-1],
                 # the same difference as a fraction of the loss's fall from the start to the truth: comparable across losses
-                "preference": (path[-1] - path[0]) / (loss_path(sim, m, t, torch.zeros_like(truth), truth, 2)[0] - path[-1]),
+                "preference": (path[-1] - path[0]) / (loss_at(sim, m, t, torch.zeros_like(truth)) - path[-1]),
                 "barrier": max(path) - path[0],
                 **{f"path_{k}": v for k, v in enumerate(path)},
                 "seconds": result.seconds,

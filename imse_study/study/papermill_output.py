@@ -31,7 +31,7 @@ def papermill_output_path() -> Path | None:
     injected = _notebook_variables().get("PAPERMILL_OUTPUT_PATH")
     parent = _parent_process()
     argv, cwd = _command_line(parent)
-    output = injected if isinstance(injected, str) else _output_argument(argv)
+    output = injected if isinstance(injected, str) else _parameter(argv, "output_path")
     if not output or output == "-" or "://" in output:
         return None
     if "{" in output:  # papermill formats an output path like runs/{modality}.ipynb with the parameters
@@ -121,11 +121,6 @@ def _papermill_arguments(argv: list[str]) -> list[str] | None:
         if Path(word).name in _COMMAND_NAMES:
             return argv[i + 1:]
     return None
-
-
-def _output_argument(argv: list[str]) -> str | None:
-    """The OUTPUT_PATH of a papermill command line, read by papermill's own parser (None if none)."""
-    return _parameter(argv, "output_path")
 
 
 def _parameter(argv: list[str], name: str) -> str | None:
